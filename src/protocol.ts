@@ -1,0 +1,106 @@
+// The wire format: the only module that spells the seed's field names.
+import { Code } from './errors.js';
+
+/** A request id as the client sent it; echoed in the reply. */
+export type RequestId = string | number;
+
+/** A decoded inbound message. */
+export interface Inbound {
+  readonly actioncode: string;
+  readonly data: unknown;
+  readonly id: RequestId | undefined;
+  readonly isBroadcast: boolean;
+  readonly clientIds: readonly string[] | undefined;
+  /** The whole decoded object, for fields wshub does not interpret (`token`, `company`, …). */
+  readonly message: Readonly<Record<string, unknown>>;
+}
+
+/** A message that could not be decoded; answered with `code` and `msg`. */
+export interface Fault {
+  readonly fault: string;
+  readonly code: Code;
+  readonly actioncode: string;
+  readonly id: RequestId | undefined;
+}
+
+/**
+ * An encoded outbound frame. It is encoded once per fan-out and the same object is handed to every
+ * recipient; a transport may cache its own framing of `text` in `wire`.
+ */
+export class Frame {
+  /** Transport-owned cache of the framed bytes, built on first write. */
+  wire: Buffer | undefined = undefined;
+  constructor(readonly text: string) {}
+}
+
+function isId(v: unknown): v is RequestId {
+  return typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+}
+
+function fault(fault: string, actioncode: unknown, id: unknown): Fault {
+  return {
+    fault,
+    code: Code.InvalidParams,
+    actioncode: typeof actioncode === 'string' ? actioncode : '',
+    id: isId(id) ? id : undefined,
+  };
+}
+
+/** Decodes one inbound frame's text. Never throws. */
+export function parseInbound(text: string): Inbound | Fault {
+  let msg: unknown;
+  try {
+    msg = JSON.parse(text);
+  } catch {
+    return fault('invalid JSON', undefined, undefined);
+  }
+  if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+    return fault('message must be a JSON object', undefined, undefined);
+  }
+  const m = msg as Record<string, unknown>;
+  const { actioncode, id, data, is_broadcast: isBroadcast, client_ids: clientIds } = m;
+  if (id !== undefined && id !== null && !isId(id)) {
+    return fault('id must be a string or a finite number', actioncode, undefined);
+  }
+  if (typeof actioncode !== 'string' || actioncode === '') {
+    return fault('actioncode must be a non-empty string', actioncode, id);
+  }
+  if (isBroadcast !== undefined && isBroadcast !== null && typeof isBroadcast !== 'boolean') {
+    return fault('is_broadcast must be a boolean', actioncode, id);
+  }
+  if (
+    clientIds !== undefined &&
+    clientIds !== null &&
+    !(Array.isArray(clientIds) && clientIds.every((c) => typeof c === 'string'))
+  ) {
+    return fault('client_ids must be an array of strings', actioncode, id);
+  }
+  return {
+    actioncode,
+    data,
+    id: isId(id) ? id : undefined,
+    isBroadcast: isBroadcast === true,
+    clientIds: clientIds && (clientIds as string[]).length > 0 ? (clientIds as string[]) : undefined,
+    message: m,
+  };
+}
+
+export function isFault(m: Inbound | Fault): m is Fault {
+  return 'fault' in m;
+}
+
+/**
+ * Encodes a reply or push: `{"code","msg","actioncode","data","id"?}`.
+ * Throws what `JSON.stringify` throws (cycles, BigInt, nesting too deep); callers catch.
+ */
+export function encode(
+  code: number,
+  msg: string,
+  actioncode: string,
+  data: unknown,
+  id?: RequestId,
+): string {
+  const body = JSON.stringify(data) ?? 'null';
+  const tail = id === undefined ? '}' : `,"id":${JSON.stringify(id)}}`;
+  return `{"code":${code},"msg":${JSON.stringify(msg)},"actioncode":${JSON.stringify(actioncode)},"data":${body}${tail}`;
+}

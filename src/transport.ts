@@ -1,0 +1,291 @@
+// The ws + node:http edge: upgrade routing and checks, and Connection over a `ws` WebSocket.
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { nanoid } from 'nanoid';
+import { WebSocket, WebSocketServer } from 'ws';
+import type { Client, Connection } from './client.js';
+import { corkedWrite, payloadOf, rawSocket, remoteAddressOf, senderIdle, wireOf } from './frame.js';
+import type { RegisterInit, TransportHost } from './manager.js';
+import type { Frame } from './protocol.js';
+
+export interface Transport {
+  handle(server: Server | HttpsServer, path: string): () => void;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+  register(ws: WebSocket, init: RegisterInit<unknown>): Client<unknown>;
+  /** Resolves once every socket has closed, terminating those still open after `timeout` ms. */
+  drain(timeout: number): Promise<void>;
+  detachAll(): void;
+}
+
+class WsConnection implements Connection {
+  client: Client<unknown> | undefined;
+  readonly #ws: WebSocket;
+  readonly #raw: Socket | undefined;
+
+  constructor(
+    ws: WebSocket,
+    readonly remoteAddress: string | undefined,
+  ) {
+    this.#ws = ws;
+    this.#raw = rawSocket(ws);
+  }
+
+  get protocol(): string {
+    return this.#ws.protocol;
+  }
+
+  get bufferedAmount(): number {
+    return this.#ws.bufferedAmount;
+  }
+
+  send(frame: Frame): number {
+    const ws = this.#ws;
+    if (ws.readyState !== WebSocket.OPEN) return 0;
+    const wire = wireOf(frame);
+    if (this.#raw && senderIdle(ws)) corkedWrite(this.#raw, wire);
+    else ws.send(payloadOf(wire), { binary: false });
+    return wire.length;
+  }
+
+  ping(): void {
+    try {
+      this.#ws.ping();
+    } catch {
+      // not open any more: the sweep terminates it next round
+    }
+  }
+
+  close(code: number, reason: string): void {
+    try {
+      this.#ws.close(code, reason);
+    } catch {
+      this.#ws.terminate();
+    }
+  }
+
+  terminate(): void {
+    this.#ws.terminate();
+  }
+}
+
+/** Refuses an upgrade with an HTTP status before any WebSocket exists (cf. ws's abortHandshake). */
+function refuse(socket: Duplex, status: number, message = STATUS_CODES[status] ?? ''): void {
+  if (!socket.writable || socket.destroyed) return void socket.destroy();
+  socket.once('finish', () => socket.destroy());
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+      `Content-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
+  );
+}
+
+function pathOf(url = '/'): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+// One 'upgrade' listener per server, shared by every manager mounted on it, so an upgrade to a
+// path nobody serves can be answered with 404 instead of hanging.
+const routes = new WeakMap<object, Map<string, Transport>>();
+
+function onUpgrade(this: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const transport = routes.get(this)?.get(pathOf(req.url));
+  if (transport) return transport.handleUpgrade(req, socket, head);
+  // Another listener may serve this path; only when we are alone is nobody going to answer.
+  if (this.listenerCount('upgrade') === 1) refuse(socket, 404);
+}
+
+function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`authenticate did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+export function createTransport(host: TransportHost): Transport {
+  const { options } = host;
+  const chosen = new WeakMap<IncomingMessage, string>();
+  const wss = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    maxPayload: options.maxPayload,
+    perMessageDeflate: false,
+    ...(options.protocols && { handleProtocols: (_: Set<string>, req: IncomingMessage) => chosen.get(req) ?? false }),
+  });
+  const open = new Set<WsConnection>();
+  const detachers = new Set<() => void>();
+  const adopted = new WeakSet<WebSocket>();
+  let pending = 0; // upgrades between their checks and their WebSocket
+  let idle: (() => void) | undefined;
+
+  function sameOrigin(origin: string, req: IncomingMessage): boolean {
+    try {
+      return new URL(origin).host.toLowerCase() === (req.headers.host ?? '').toLowerCase();
+    } catch {
+      return false;
+    }
+  }
+
+  /** HTTP status refusing this upgrade, or 0 to go on. Synchronous checks first, cheapest first. */
+  function check(req: IncomingMessage): number {
+    if (!host.accepting) return 503;
+    if (host.size + pending >= options.maxClients) return 503;
+    const origin = req.headers.origin;
+    if (origin !== undefined && !sameOrigin(origin, req)) {
+      let allowed = false;
+      try {
+        allowed = options.allowOrigin?.(origin, req) === true;
+      } catch (err) {
+        host.error(err);
+      }
+      if (!allowed) return 403;
+    }
+    const offered = req.headers['sec-websocket-protocol'];
+    if (options.protocols && offered !== undefined) {
+      const wanted = offered.split(',').map((p) => p.trim());
+      const pick = wanted.find((p) => options.protocols!.includes(p));
+      if (pick === undefined) return 400;
+      chosen.set(req, pick);
+    }
+    return 0;
+  }
+
+  async function admit(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const status = check(req);
+    if (status) return refuse(socket, status);
+    pending++;
+    let data: unknown;
+    let id: string;
+    try {
+      if (options.authenticate) {
+        try {
+          data = await withTimeout(Promise.resolve(options.authenticate(req)), options.authenticateTimeout);
+        } catch (err) {
+          options.logger.debug?.({ err }, 'wshub: authenticate refused an upgrade');
+          data = false;
+        }
+        if (data === false) return refuse(socket, 401);
+      }
+      if (!host.accepting) return refuse(socket, 503);
+      try {
+        id = options.id ? options.id(req) : nanoid();
+        if (typeof id !== 'string' || id === '') throw new TypeError(`options.id must return a non-empty string, got ${typeof id}`);
+      } catch (err) {
+        host.error(err);
+        return refuse(socket, 500);
+      }
+      if (host.has(id)) return refuse(socket, 409, `client id "${id}" is already connected`);
+    } finally {
+      pending--;
+    }
+    if (socket.destroyed) return;
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      socket.removeListener('error', onEarlyError);
+      if (host.has(id)) return ws.terminate(); // taken while the handshake completed
+      adopt(ws, id, data, req.socket.remoteAddress, req);
+    });
+  }
+
+  function adopt(ws: WebSocket, id: string, data: unknown, remoteAddress: string | undefined, req: IncomingMessage | undefined): Client<unknown> {
+    const conn = new WsConnection(ws, remoteAddress);
+    // First listener, before anything can fail: `ws` reports protocol violations (e.g. maxPayload
+    // → 1009) as 'error', and an unlistened 'error' throws.
+    ws.on('error', (err) => host.error(err, conn.client));
+    ws.on('message', (msg: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      try {
+        host.receive(conn.client!, toBuffer(msg), isBinary);
+      } catch (err) {
+        host.error(err, conn.client);
+      }
+    });
+    ws.on('pong', () => host.pong(conn.client!));
+    ws.on('close', (code: number, reason: Buffer) => {
+      open.delete(conn);
+      host.closed(conn.client!, code, reason.toString());
+      if (open.size === 0) idle?.();
+    });
+    open.add(conn);
+    adopted.add(ws);
+    conn.client = host.open(conn, id, data, req);
+    return conn.client;
+  }
+
+  function onEarlyError(this: Duplex): void {
+    this.destroy(); // ECONNRESET while authenticating: nothing to answer
+  }
+
+  const transport: Transport = {
+    handle(server, path) {
+      if (typeof path !== 'string' || !path.startsWith('/')) {
+        throw new TypeError(`path must be a string starting with "/", got ${JSON.stringify(path)}`);
+      }
+      if (typeof (server as Partial<Server> | null)?.on !== 'function') {
+        throw new TypeError('handle() needs an http.Server or https.Server');
+      }
+      let table = routes.get(server);
+      if (table?.has(path)) throw new Error(`a manager already handles ${path} on this server`);
+      if (!table) {
+        table = new Map();
+        routes.set(server, table);
+        server.on('upgrade', onUpgrade);
+      }
+      table.set(path, transport);
+      const detach = (): void => {
+        if (!detachers.delete(detach)) return;
+        table.delete(path);
+        if (table.size > 0) return;
+        routes.delete(server);
+        server.off('upgrade', onUpgrade);
+      };
+      detachers.add(detach);
+      return detach;
+    },
+
+    handleUpgrade(req, socket, head) {
+      socket.on('error', onEarlyError);
+      admit(req, socket, head).catch((err: unknown) => {
+        host.error(err);
+        refuse(socket, 500);
+      });
+    },
+
+    register(ws, init) {
+      if (!(ws instanceof WebSocket) && typeof (ws as Partial<WebSocket> | null)?.on !== 'function') {
+        throw new TypeError('register() needs a ws WebSocket');
+      }
+      if (ws.readyState !== WebSocket.OPEN) throw new Error('register() needs an open WebSocket');
+      if (adopted.has(ws)) throw new Error('this WebSocket is already registered');
+      const id = init.id ?? nanoid();
+      if (typeof id !== 'string' || id === '') throw new TypeError('register() init.id must be a non-empty string');
+      if (host.has(id)) throw new Error(`client id "${id}" is already registered`);
+      if (!host.accepting) throw new Error('register() called after close()');
+      return adopt(ws, id, init.data, remoteAddressOf(ws), undefined);
+    },
+
+    drain(timeout) {
+      if (open.size === 0) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          for (const conn of open) conn.terminate();
+        }, timeout);
+        idle = () => {
+          clearTimeout(timer);
+          idle = undefined;
+          resolve();
+        };
+      });
+    },
+
+    detachAll() {
+      for (const detach of [...detachers]) detach();
+    },
+  };
+  return transport;
+}

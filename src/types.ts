@@ -1,0 +1,143 @@
+// Public types shared by several modules.
+import type { IncomingMessage } from 'node:http';
+import type { AdapterFactory } from './adapter.js';
+import type { Client } from './client.js';
+import type { Manager } from './manager.js';
+import type { RequestId } from './protocol.js';
+import type { StandardSchemaV1 } from './standard-schema.js';
+
+/** What a handler receives besides its `data`. */
+export interface ActionContext<Data = unknown> {
+  /** The client that sent the message. */
+  readonly client: Client<Data>;
+  /** The manager, for pushes: `ctx.hub.broadcast(...)`. */
+  readonly hub: Manager<Data>;
+  /** The wire code of the message, e.g. `'chat_send'`. */
+  readonly actioncode: string;
+  /** The request id the client sent, echoed in the reply; `undefined` if none. */
+  readonly id: RequestId | undefined;
+  /** The whole decoded message, for fields wshub does not interpret (the seed's `token`, `company`). */
+  readonly message: Readonly<Record<string, unknown>>;
+}
+
+type Infer<S> = S extends StandardSchemaV1<any, infer O> ? O : never; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+// The one deliberate `any`: method syntax makes the parameter bivariant, so the SPEC's style
+// `chatSend(data: { text: string }, ctx) {…}` type-checks without a schema.
+type PlainAction<Data> = {
+  bivariant(data: any, ctx: ActionContext<Data>): unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
+}['bivariant'];
+
+/** An action with a Standard Schema v1 validator: `data` is typed from the schema. */
+export interface SchemaAction<Schema, Data = unknown> {
+  /** Any Standard Schema v1 validator (zod, valibot, arktype). Invalid data gets code 1. */
+  schema: Schema;
+  handler: (data: Infer<Schema>, ctx: ActionContext<Data>) => unknown;
+  /** Honour the client's `is_broadcast` / `client_ids` for this action. @default the manager's `clientFanout` */
+  fanout?: boolean | undefined;
+}
+
+/** An action without a schema that still sets `fanout`. */
+export interface FanoutAction<Data = unknown> {
+  schema?: undefined;
+  handler: PlainAction<Data>;
+  fanout?: boolean | undefined;
+}
+
+/**
+ * The actions map: camelCase keys, each a handler `(data, ctx) => result` or
+ * `{ schema, handler, fanout? }`. The wire code of key `chatSend` is `chat_send`.
+ */
+export type Actions<Schemas, Data = unknown> = {
+  [K in keyof Schemas]: PlainAction<Data> | SchemaAction<Schemas[K], Data> | FanoutAction<Data>;
+};
+
+/** Who a broadcast reaches. `to` and `rooms` add up; `except` removes; neither `to` nor `rooms` means everyone. */
+export interface Target {
+  /** Client ids. */
+  to?: readonly string[] | undefined;
+  /** Room names; a client in several of them gets the message once. */
+  rooms?: readonly string[] | undefined;
+  /** Client ids left out. */
+  except?: readonly string[] | undefined;
+}
+
+/** Counters since the manager was created. */
+export interface Stats {
+  /** Clients connected to this node now. */
+  clients: number;
+  messagesIn: number;
+  /** Frames queued for a client (one broadcast to 10 clients counts 10). */
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Frames not delivered because of backpressure (policy `'drop'`). */
+  dropped: number;
+  /** Handler failures and socket errors. */
+  errors: number;
+}
+
+/** pino- or console-style logger; every method optional. */
+export interface Logger {
+  debug?(...args: unknown[]): void;
+  info?(...args: unknown[]): void;
+  warn?(...args: unknown[]): void;
+  error?(...args: unknown[]): void;
+}
+
+/** Options of {@link createManager}. Sizes are in bytes, durations in ms. */
+export interface ManagerOptions<Schemas = Record<string, unknown>, Data = undefined> {
+  /** The actions clients can call. `heartBeat` is built in (replies `true`) unless defined here. */
+  actions?: Actions<Schemas, Data> | undefined;
+  /**
+   * Checks an upgrade before any WebSocket exists. Its result becomes `client.data`;
+   * `false`, a throw or a rejection refuses the upgrade with HTTP 401.
+   */
+  authenticate?: ((req: IncomingMessage) => Data | false | Promise<Data | false>) | undefined;
+  /** How long `authenticate` may take before the upgrade is refused with 401. @default 10000 */
+  authenticateTimeout?: number | undefined;
+  /** Supplies a client's id; an id already connected is refused with HTTP 409. @default nanoid() */
+  id?: ((req: IncomingMessage) => string) | undefined;
+  /**
+   * Cross-origin browser upgrades admitted: a list of origins (`'https://app.example.com'`, or
+   * `'*'` for any) or a function. Same-origin and Origin-less upgrades always pass.
+   * @default [] (cross-origin refused with HTTP 403)
+   */
+  allowOrigin?: readonly string[] | ((origin: string, req: IncomingMessage) => boolean) | undefined;
+  /** Subprotocols accepted, in the server's terms; the first the client offers that is listed wins. */
+  protocols?: readonly string[] | undefined;
+  /** Largest inbound message; bigger closes the connection with 1009. @default 1048576 (1 MiB) */
+  maxPayload?: number | undefined;
+  /** Upgrades past this many clients get HTTP 503. @default Infinity */
+  maxClients?: number | undefined;
+  /** Protocol-level ping every `interval` ms; `false` turns liveness checks off. @default { interval: 30000 } */
+  heartbeat?: { interval?: number | undefined } | false | undefined;
+  /**
+   * What happens when more than `highWaterMark` bytes are queued for one client:
+   * `'close'` closes it with 1013, `'drop'` skips the frame and emits `drop`.
+   * @default { highWaterMark: 1048576, policy: 'close' }
+   */
+  backpressure?:
+    | { highWaterMark?: number | undefined; policy?: 'close' | 'drop' | undefined }
+    | undefined;
+  /**
+   * At most `messages` inbound messages per `interval` ms per client; excess ones get code 429.
+   * A client with `messages` rejected messages in one interval is closed with 1008.
+   * @default undefined (no limit)
+   */
+  rateLimit?: { messages: number; interval: number } | undefined;
+  /** Honour clients' `is_broadcast` / `client_ids` for every action (else per action's `fanout`). @default false */
+  clientFanout?: boolean | undefined;
+  /** Cluster adapter, e.g. `createRedisAdapter(...)` from `wshub/redis`. @default in-memory */
+  adapter?: AdapterFactory | undefined;
+  /** Where wshub logs. @default silent */
+  logger?: Logger | undefined;
+}
+
+/** The manager's events (eventemitter3). */
+export interface ManagerEvents<Data = unknown> {
+  connection: (client: Client<Data>, req: IncomingMessage | undefined) => void;
+  disconnect: (client: Client<Data>, code: number, reason: string) => void;
+  error: (err: Error, client?: Client<Data>) => void;
+  drop: (client: Client<Data>, reason: 'backpressure') => void;
+}
