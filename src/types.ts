@@ -20,7 +20,8 @@ export interface ActionContext<Data = unknown> {
   readonly message: Readonly<Record<string, unknown>>;
 }
 
-type Infer<S> = S extends StandardSchemaV1<any, infer O> ? O : never; // eslint-disable-line @typescript-eslint/no-explicit-any
+// A schema's output type; `any` where there is no schema (the handler annotates `data` itself).
+type Infer<S> = S extends StandardSchemaV1<any, infer O> ? O : any; // eslint-disable-line @typescript-eslint/no-explicit-any
 
 // The one deliberate `any`: method syntax makes the parameter bivariant, so the SPEC's style
 // `chatSend(data: { text: string }, ctx) {…}` type-checks without a schema.
@@ -28,28 +29,27 @@ type PlainAction<Data> = {
   bivariant(data: any, ctx: ActionContext<Data>): unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
 }['bivariant'];
 
-/** An action with a Standard Schema v1 validator: `data` is typed from the schema. */
+/** An action object: with a Standard Schema v1 `schema`, `data` is typed from it (and validated). */
 export interface SchemaAction<Schema, Data = unknown> {
   /** Any Standard Schema v1 validator (zod, valibot, arktype). Invalid data gets code 1. */
-  schema: Schema;
+  schema?: Schema;
   handler: (data: Infer<Schema>, ctx: ActionContext<Data>) => unknown;
   /** Honour the client's `is_broadcast` / `client_ids` for this action. @default the manager's `clientFanout` */
   fanout?: boolean | undefined;
 }
 
-/** An action without a schema that still sets `fanout`. */
-export interface FanoutAction<Data = unknown> {
-  schema?: undefined;
-  handler: PlainAction<Data>;
-  fanout?: boolean | undefined;
-}
+/** An action without a schema that still sets `fanout`: `{ handler, fanout: true }`. */
+export type FanoutAction<Data = unknown> = SchemaAction<undefined, Data>;
 
 /**
  * The actions map: camelCase keys, each a handler `(data, ctx) => result` or
  * `{ schema, handler, fanout? }`. The wire code of key `chatSend` is `chat_send`.
  */
+// One object form with an optional `schema`, not two: TypeScript gives a handler in a union of
+// object forms no contextual signature (their `data` parameters differ), so `data` would be
+// implicitly `any` instead of inferred from the schema.
 export type Actions<Schemas, Data = unknown> = {
-  [K in keyof Schemas]: PlainAction<Data> | SchemaAction<Schemas[K], Data> | FanoutAction<Data>;
+  [K in keyof Schemas]: PlainAction<Data> | SchemaAction<Schemas[K], Data>;
 };
 
 /** Who a broadcast reaches. `to` and `rooms` add up; `except` removes; neither `to` nor `rooms` means everyone. */
