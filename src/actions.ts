@@ -40,7 +40,9 @@ export function compileActions(actions: object | undefined, clientFanout: boolea
   if (actions !== undefined && (typeof actions !== 'object' || actions === null)) {
     throw new TypeError(`options.actions must be an object, got ${actions === null ? 'null' : typeof actions}`);
   }
-  const table = new Map<string, CompiledAction>([['heart_beat', heartBeat]]);
+  // The built-in heart_beat follows `clientFanout` like every other action (the seed's HeartBeat
+  // honoured is_broadcast / client_ids).
+  const table = new Map<string, CompiledAction>([['heart_beat', clientFanout ? { ...heartBeat, fanout: true } : heartBeat]]);
   // Object.keys: own enumerable keys only, so inherited names such as `toString` never dispatch.
   for (const key of Object.keys(actions ?? {})) {
     const snake = toSnake(key);
