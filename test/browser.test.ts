@@ -11,6 +11,13 @@ import { within } from './helpers/wait.ts';
 
 assertNoLeaks();
 
+// The functions passed to waitForFunction run in the page; test/tsconfig has no DOM lib (adding it
+// would change globals for every test), so this module declares the little it uses.
+declare const document: {
+  getElementById(id: string): { textContent: string | null } | null;
+  querySelector(selector: string): { textContent: string | null } | null;
+};
+
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const WAIT = 10_000;
 
