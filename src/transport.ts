@@ -101,6 +101,16 @@ function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
 
+/** The close code ws sends for a protocol violation it reports as `err.code` (ws/lib/receiver.js). */
+function violationCode(err: Error): number {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return 0;
+  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH') return 1009;
+  if (code === 'WS_ERR_INVALID_UTF8') return 1007;
+  if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return 1008;
+  return 1002;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
@@ -197,7 +207,13 @@ export function createTransport(host: TransportHost): Transport {
     const conn = new WsConnection(ws, remoteAddress);
     // First listener, before anything can fail: `ws` reports protocol violations (e.g. maxPayload
     // → 1009) as 'error', and an unlistened 'error' throws.
-    ws.on('error', (err) => host.error(err, conn.client));
+    ws.on('error', (err) => {
+      host.error(err, conn.client);
+      // ws has already sent the close frame for a protocol violation, but reports the close only
+      // when TCP ends (as 1006, up to 30 s later if the peer never answers): unregister now.
+      const code = violationCode(err);
+      if (code && conn.client) host.closed(conn.client, code, '');
+    });
     ws.on('message', (msg: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
       try {
         host.receive(conn.client!, toBuffer(msg), isBinary);
