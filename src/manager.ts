@@ -325,7 +325,8 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
       return this.#fail(err, ctx);
     }
     if (isThenable(result)) {
-      result.then(
+      // Promise.resolve: a foreign thenable whose then() throws becomes a rejection, not a lost reply.
+      Promise.resolve(result).then(
         (value) => this.#succeed(value, ctx, msg),
         (err: unknown) => this.#fail(err, ctx),
       );
@@ -408,7 +409,7 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
 
   #report(err: unknown, client?: Client<Data>): void {
     this.#counters.errors++;
-    const error = err instanceof Error ? err : new Error(String(err));
+    const error = err instanceof Error ? err : new Error(describe(err), { cause: err });
     this.#options.logger.error?.({ err: error, clientId: client?.id }, 'wshub: error');
     this.#emit('error', error, client);
   }
@@ -420,6 +421,15 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
     } catch (err) {
       this.#options.logger.error?.({ err, event }, 'wshub: an event listener threw');
     }
+  }
+}
+
+// String() throws for a null-prototype object; a handler may throw anything.
+function describe(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
   }
 }
 
