@@ -112,8 +112,8 @@ test('a peer that hangs up while authenticate runs leaves nothing behind', async
   const called = times(1, 'authenticate');
   const { hub, port, url } = await startHub(t, {
     maxClients: 1,
-    authenticate: (req) => {
-      if (!req.url?.includes('slow')) return { ok: true as const };
+    authenticate: (req): { ok: true } | Promise<{ ok: true }> => {
+      if (!req.url?.includes('slow')) return { ok: true };
       called.hit();
       return new Promise((r) => (release = r));
     },
