@@ -1,0 +1,75 @@
+// Draws a run's medians as a plain SVG bar chart: every scenario's server cost relative to raw ws.
+//
+//   node bench/chart.js [bench/results/<run>.jsonl]   → bench/chart.svg (newest run by default)
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const COLORS = { wshub: '#2563eb', ws: '#6b7280', socketio: '#d97706', floor: '#16a34a' };
+const LABELS = { wshub: 'wshub', ws: 'raw ws', socketio: 'socket.io 4', floor: 'net floor' };
+const TITLES = {
+  fanout: (n) => `fan-out, ${n.toLocaleString('en-US')} clients (µs/msg)`,
+  burst: (n) => `10 per turn, ${n.toLocaleString('en-US')} clients (µs/msg)`,
+  reqrep: (n) => `request/reply, ${n.toLocaleString('en-US')} clients (µs/req)`,
+  memory: (n) => `idle connection, ${n.toLocaleString('en-US')} (KB RSS)`,
+  handshake: () => 'handshake (µs/conn)',
+};
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
+
+/** The SVG for `rows` (run.js's summary rows): bars are each subject's median ÷ raw ws's. */
+export function renderChart(rows, meta) {
+  const groups = [];
+  for (const r of rows) {
+    let g = groups.find((x) => x.scenario === r.scenario && x.n === r.n);
+    if (!g) groups.push((g = { scenario: r.scenario, n: r.n, rows: [] }));
+    g.rows.push(r);
+  }
+  const CAP = 3;
+  const W = 760;
+  const LEFT = 250;
+  const PLOT = W - LEFT - 90;
+  const BAR = 13;
+  const top = 58;
+  const groupH = (g) => 22 + g.rows.length * (BAR + 3) + 10;
+  const H = top + groups.reduce((h, g) => h + groupH(g), 0) + 30;
+  const x = (ratio) => LEFT + (Math.min(ratio, CAP) / CAP) * PLOT;
+  const out = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="#fff"/>`,
+    `<text x="12" y="22" font-size="15" font-weight="600">Server CPU cost relative to raw ws (lower is better; medians)</text>`,
+    `<text x="12" y="40" fill="#555">${esc(`${meta.cpu ?? 'cpu'} ×${meta.cores}, Node ${meta.node}, ${meta.reps} interleaved repetition(s), ${meta.date.slice(0, 16).replace('T', ' ')} UTC; bars past ${CAP}× are cut`)}</text>`,
+  ];
+  for (let t = 0; t <= CAP; t += 0.5) {
+    const gx = x(t).toFixed(1);
+    out.push(`<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${H - 26}" stroke="${t === 1 ? '#111' : '#e5e7eb'}" stroke-width="${t === 1 ? 1.2 : 1}"${t === 1 ? ' stroke-dasharray="4 3"' : ''}/>`);
+    out.push(`<text x="${gx}" y="${H - 12}" text-anchor="middle" fill="#555">${t}×</text>`);
+  }
+  let y = top;
+  for (const g of groups) {
+    out.push(`<text x="12" y="${y + 14}" font-weight="600">${esc(TITLES[g.scenario](g.n))}</text>`);
+    y += 22;
+    for (const r of g.rows) {
+      const ratio = r.vsWs ?? 0;
+      out.push(`<text x="${LEFT - 8}" y="${y + BAR - 2}" text-anchor="end">${esc(LABELS[r.subject] ?? r.subject)}</text>`);
+      out.push(`<rect x="${LEFT}" y="${y}" width="${(x(ratio) - LEFT).toFixed(1)}" height="${BAR}" fill="${COLORS[r.subject] ?? '#999'}"/>`);
+      const digits = r.value >= 100 ? 0 : r.value >= 10 ? 1 : 2;
+      out.push(`<text x="${(x(ratio) + 5).toFixed(1)}" y="${y + BAR - 2}" fill="#333">${ratio.toFixed(2)}× · ${r.value.toFixed(digits)}</text>`);
+      y += BAR + 3;
+    }
+    y += 10;
+  }
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const dir = join(here, 'results');
+  const file = process.argv[2] ?? join(dir, readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort().at(-1));
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const meta = lines.find((l) => l.type === 'meta');
+  const summary = lines.findLast((l) => l.type === 'summary');
+  if (!summary) throw new Error(`${file} has no summary line (did the run finish?)`);
+  writeFileSync(join(here, 'chart.svg'), renderChart(summary.rows, meta));
+  console.log(`bench/chart.svg from ${file}`);
+}

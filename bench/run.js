@@ -1,0 +1,409 @@
+// The benchmark suite: wshub against raw ws, socket.io 4 and a net floor, in one interleaved run.
+//
+//   node bench/run.js [fanout] [burst] [reqrep] [memory] [handshake] [cluster]
+//                     [--quick] [--reps N] [--subjects wshub,ws,…] [--prof]
+//
+// Each measurement runs in fresh processes: the server pinned to one core, the load generator
+// to another (taskset). Subjects are interleaved (A B C D A B C D …) and medians reported. The
+// primary metric is server CPU µs (user + system, process.cpuUsage) per delivered message.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { renderChart } from './chart.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const SCENARIOS = ['fanout', 'burst', 'reqrep', 'memory', 'handshake', 'cluster'];
+const ALL_SUBJECTS = ['wshub', 'ws', 'socketio', 'floor'];
+
+const args = process.argv.slice(2);
+const flag = (name) => args.includes(name);
+const value = (name) => {
+  const i = args.indexOf(name);
+  return i === -1 ? undefined : args[i + 1];
+};
+const quick = flag('--quick');
+const prof = flag('--prof');
+const reps = Number(value('--reps') ?? (quick ? 1 : 3));
+const subjects = (value('--subjects') ?? ALL_SUBJECTS.join(',')).split(',');
+const valued = new Set([value('--reps'), value('--subjects')]);
+let wanted = args.filter((a) => !a.startsWith('--') && !valued.has(a));
+for (const w of wanted) if (!SCENARIOS.includes(w)) throw new Error(`unknown scenario ${w}; one of ${SCENARIOS}`);
+const clusterBench = join(here, 'cluster.js');
+if (wanted.length === 0) wanted = SCENARIOS.filter((s) => s !== 'cluster' || existsSync(clusterBench));
+const want = new Set(wanted);
+
+// Work per measured window: enough for ~1-3 s of server CPU on the slowest subject.
+const SIZES = quick
+  ? { big: 10_000, small: 1_000, fan: { 1000: 60, 10000: 8 }, burst: { 1000: 6, 10000: 1 }, rr: 1000 }
+  : { big: 10_000, small: 1_000, fan: { 1000: 200, 10000: 24 }, burst: { 1000: 20, 10000: 3 }, rr: 2000 };
+const BURST = 10; // broadcasts per loop turn in the bursty scenario
+const WINDOW_MSGS = 40_000; // pushes in flight at most before waiting for the load generator
+const CONCURRENCY = 100; // handshakes in flight
+
+if (!existsSync(join(root, 'dist', 'index.js'))) {
+  console.error('dist/ is missing: run `npm run build` first (`npm run bench` does).');
+  process.exit(1);
+}
+
+function hasTaskset() {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
+    return cpus().length >= 2;
+  } catch {
+    return false;
+  }
+}
+const pinned = hasTaskset();
+const SERVER_CORE = 0;
+const CLIENT_CORE = 1;
+// The orchestrator shares the load generator's core, so the server's core runs only the server.
+if (pinned) execFileSync('taskset', ['-pc', String(CLIENT_CORE), String(process.pid)], { stdio: 'ignore' });
+
+const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+const resultsDir = join(here, 'results');
+mkdirSync(resultsDir, { recursive: true });
+const resultsFile = join(resultsDir, `${stamp}.jsonl`);
+const record = (obj) => appendFileSync(resultsFile, JSON.stringify(obj) + '\n');
+
+/** A child process spoken to over IPC: `call(t, payload)` resolves its answer with the same seq. */
+class Proc {
+  #seq = 0;
+  #waiting = new Map();
+  #early = [];
+  constructor(file, argv, core, nodeFlags = []) {
+    const cmd = [...nodeFlags, join(here, file), ...argv];
+    this.child = pinned
+      ? spawn('taskset', ['-c', String(core), process.execPath, ...cmd], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: root })
+      : spawn(process.execPath, cmd, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: root });
+    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.on('message', (m) => {
+      const key = m.seq === undefined ? m.t : `${m.t}#${m.seq}`;
+      const w = this.#waiting.get(key);
+      if (!w) return void this.#early.push(m);
+      this.#waiting.delete(key);
+      clearTimeout(w.timer);
+      if (m.error) w.reject(new Error(`${file} ${m.t}: ${m.error}`));
+      else w.resolve(m);
+    });
+    this.child.once('exit', (code) => {
+      for (const w of this.#waiting.values()) w.reject(new Error(`${file} exited with ${code}`));
+      this.#waiting.clear();
+    });
+  }
+
+  #wait(key, ms) {
+    const early = this.#early.findIndex((m) => (m.seq === undefined ? m.t : `${m.t}#${m.seq}`) === key);
+    if (early !== -1) return Promise.resolve(this.#early.splice(early, 1)[0]);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiting.delete(key);
+        reject(new Error(`timed out after ${ms} ms waiting for ${key}`));
+      }, ms);
+      this.#waiting.set(key, { resolve, reject, timer });
+    });
+  }
+
+  first(t, ms = 30_000) {
+    return this.#wait(t, ms);
+  }
+
+  call(t, payload = {}, ms = 120_000) {
+    const seq = ++this.#seq;
+    const answer = this.#wait(`${t}#${seq}`, ms);
+    this.child.send({ ...payload, t, seq });
+    return answer;
+  }
+
+  async stop() {
+    if (this.child.exitCode !== null) return;
+    this.child.send({ t: 'exit' });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+const measurements = [];
+function measured(m) {
+  measurements.push(m);
+  record({ type: 'measurement', ...m });
+}
+
+/** Both processes' CPU over one window, as the share of one core each. */
+const util = (srv, cli) => ({ srvUtil: srv.cpu / srv.wall, cliUtil: cli.cpu / cli.wall });
+
+async function both(srv, cli, t) {
+  const [s, c] = await Promise.all([srv.call(t), cli.call(t)]);
+  return [s, c];
+}
+
+/**
+ * One fan-out measurement: `turns` loop turns of `perTurn` broadcasts to `n` clients, in windows
+ * small enough that no socket buffer fills, after one unmeasured window of warm-up.
+ */
+async function fanout(srv, cli, state, n, turns, perTurn) {
+  const windowTurns = Math.max(1, Math.floor(WINDOW_MSGS / (n * perTurn)));
+  const run = async (count) => {
+    for (let done = 0; done < count; ) {
+      const k = Math.min(windowTurns, count - done);
+      const broadcasts = k * perTurn;
+      state.pushes += broadcasts * n;
+      const arrived = cli.call('expect', { total: state.pushes });
+      const sent = await srv.call('fan', { turns: k, perTurn, seq: state.seq });
+      state.seq += broadcasts;
+      if (sent.queued !== broadcasts * n) throw new Error(`server queued ${sent.queued}, expected ${broadcasts * n}`);
+      await arrived;
+      done += k;
+    }
+  };
+  await run(Math.min(windowTurns, turns));
+  state.perConn = state.seq;
+  await both(srv, cli, 'mark');
+  await run(turns);
+  const [s, c] = await both(srv, cli, 'read');
+  state.perConn = state.seq;
+  const deliveries = turns * perTurn * n;
+  return { deliveries, usPerMsg: s.cpu / deliveries, msgPerSec: deliveries / (c.wall / 1e6), ...util(s, c) };
+}
+
+/** One process pair with `n` idle clients, measuring whatever the wanted scenarios ask at `n`. */
+async function clientsSession(subject, n, rep) {
+  const srv = new Proc('server.js', [subject], SERVER_CORE, [
+    '--expose-gc',
+    ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${join(resultsDir, 'prof')}`, `--cpu-prof-name=${subject}-${n}-${rep}.cpuprofile`] : []),
+  ]);
+  const cli = new Proc('load.js', [], CLIENT_CORE);
+  try {
+    const [{ port, path }] = await Promise.all([srv.first('listening'), cli.first('ready')]);
+    const base = want.has('memory') && n === SIZES.big ? await srv.call('mem') : undefined;
+    await both(srv, cli, 'mark');
+    const conn = await cli.call('connect', { n, port, path, concurrency: CONCURRENCY }, 300_000);
+    const [s, c] = await both(srv, cli, 'read');
+    if (conn.connected !== n || s.clients !== n) throw new Error(`connected ${conn.connected}, server sees ${s.clients}`);
+    if (want.has('handshake') && n === SIZES.big) {
+      measured({ scenario: 'handshake', n, subject, rep, perSec: n / (conn.wall / 1e6), usPerConn: s.cpu / n, ...util(s, c) });
+    }
+    if (base) {
+      await new Promise((r) => setTimeout(r, 200));
+      const after = await srv.call('mem');
+      const per = (k) => (after[k] - base[k]) / n / 1024;
+      measured({ scenario: 'memory', n, subject, rep, rssKB: per('rss'), heapKB: per('heapUsed'), externalKB: per('external') });
+    }
+    const state = { seq: 0, pushes: 0, perConn: 0 };
+    if (want.has('fanout')) {
+      const r = await fanout(srv, cli, state, n, SIZES.fan[n], 1);
+      measured({ scenario: 'fanout', n, subject, rep, ...r });
+    }
+    if (want.has('burst')) {
+      const r = await fanout(srv, cli, state, n, SIZES.burst[n], BURST);
+      measured({ scenario: 'burst', n, subject, rep, ...r });
+    }
+    // The correctness gate: every connection got exactly every push, each a well-formed frame.
+    const check = await cli.call('verify', { perConn: state.seq });
+    if (!check.ok) throw new Error(`delivery check failed: ${check.problems.join('; ')}`);
+  } finally {
+    await Promise.all([srv.stop(), cli.stop()]);
+  }
+}
+
+/** Request/reply: every client keeps one `echo` request in flight. */
+async function reqrepSession(subject, n, rep) {
+  const srv = new Proc('server.js', [subject], SERVER_CORE);
+  const cli = new Proc('load.js', [], CLIENT_CORE);
+  try {
+    const [{ port, path }] = await Promise.all([srv.first('listening'), cli.first('ready')]);
+    await cli.call('connect', { n, port, path, concurrency: CONCURRENCY }, 120_000);
+    await cli.call('rrStart');
+    await new Promise((r) => setTimeout(r, 500));
+    await both(srv, cli, 'mark');
+    await new Promise((r) => setTimeout(r, SIZES.rr));
+    const [s, c] = await both(srv, cli, 'read');
+    await cli.call('rrStop');
+    if (!c.ok) throw new Error(`reply check failed: ${c.problems.join('; ')}`);
+    if (s.served === 0) throw new Error('no requests served');
+    measured({
+      scenario: 'reqrep', n, subject, rep,
+      usPerReq: s.cpu / s.served, reqPerSec: c.replies / (c.wall / 1e6), p50: c.p50, p99: c.p99, ...util(s, c),
+    });
+  } finally {
+    await Promise.all([srv.stop(), cli.stop()]);
+  }
+}
+
+const sessions = [];
+if (want.has('handshake') || want.has('memory') || want.has('fanout') || want.has('burst')) {
+  sessions.push({ name: `clients ${SIZES.big}`, run: (s, r) => clientsSession(s, SIZES.big, r) });
+}
+if (want.has('fanout') || want.has('burst')) {
+  sessions.unshift({ name: `clients ${SIZES.small}`, run: (s, r) => clientsSession(s, SIZES.small, r) });
+}
+if (want.has('reqrep')) {
+  for (const n of [100, 1000]) sessions.push({ name: `reqrep ${n}`, run: (s, r) => reqrepSession(s, n, r) });
+}
+
+// --- reporting ---
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Per scenario: the metric the ratios are taken on, and the columns printed. */
+const METRICS = {
+  fanout: { key: 'usPerMsg', unit: 'µs/msg', cols: [['msgPerSec', 'msg/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
+  burst: { key: 'usPerMsg', unit: 'µs/msg', cols: [['msgPerSec', 'msg/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
+  reqrep: { key: 'usPerReq', unit: 'µs/req', cols: [['reqPerSec', 'req/s', 0], ['p50', 'p50 µs', 0], ['p99', 'p99 µs', 0], ['srvUtil', 'srv%', '%']] },
+  memory: { key: 'rssKB', unit: 'KB RSS/conn', cols: [['heapKB', 'heap KB', 2], ['externalKB', 'ext KB', 2]] },
+  handshake: { key: 'usPerConn', unit: 'µs/conn', cols: [['perSec', 'conn/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
+};
+
+function summarize() {
+  const groups = new Map();
+  for (const m of measurements) {
+    const key = `${m.scenario} ${m.n}`;
+    if (!groups.has(key)) groups.set(key, { scenario: m.scenario, n: m.n, subjects: new Map() });
+    const g = groups.get(key).subjects;
+    if (!g.has(m.subject)) g.set(m.subject, []);
+    g.get(m.subject).push(m);
+  }
+  const rows = [];
+  for (const { scenario, n, subjects: bySubject } of groups.values()) {
+    const spec = METRICS[scenario];
+    const med = new Map();
+    for (const [subject, ms] of bySubject) {
+      const row = { scenario, n, subject, runs: ms.length };
+      for (const k of [spec.key, ...spec.cols.map((c) => c[0])]) row[k] = median(ms.map((m) => m[k]));
+      row.value = row[spec.key];
+      med.set(subject, row);
+    }
+    for (const row of med.values()) {
+      row.vsWs = med.has('ws') ? row.value / med.get('ws').value : undefined;
+      row.vsSocketio = med.has('socketio') ? row.value / med.get('socketio').value : undefined;
+      rows.push(row);
+    }
+  }
+  return rows;
+}
+
+const fmt = (v, how) => {
+  if (v === undefined || Number.isNaN(v)) return '–';
+  if (how === '%') return `${Math.round(v * 100)}%`;
+  return v.toLocaleString('en-US', { maximumFractionDigits: how, minimumFractionDigits: how });
+};
+
+function printTable(rows) {
+  const lines = [];
+  const pad = (s, w, right) => (right ? String(s).padStart(w) : String(s).padEnd(w));
+  for (const scenario of Object.keys(METRICS)) {
+    const rs = rows.filter((r) => r.scenario === scenario);
+    if (!rs.length) continue;
+    const spec = METRICS[scenario];
+    const head = ['scenario', 'subject', spec.unit, '× ws', '× socket.io', ...spec.cols.map((c) => c[1])];
+    lines.push(head.map((h, i) => pad(h, i < 2 ? 14 : 12, i >= 2)).join(''));
+    for (const r of rs) {
+      const cells = [
+        `${scenario} ${r.n >= 1000 ? `${r.n / 1000}k` : r.n}`, r.subject, fmt(r.value, 2), fmt(r.vsWs, 2), fmt(r.vsSocketio, 2),
+        ...spec.cols.map(([k, , how]) => fmt(r[k], how)),
+      ];
+      lines.push(cells.map((c, i) => pad(c, i < 2 ? 14 : 12, i >= 2)).join(''));
+    }
+    lines.push('');
+  }
+  console.log(lines.join('\n'));
+}
+
+/** The issue's targets, checked on the medians of this run. */
+function checkTargets(rows) {
+  const get = (scenario, n, subject) => rows.find((r) => r.scenario === scenario && r.n === n && r.subject === subject);
+  const out = [];
+  const ratio = (label, scenario, n, key, other, limit, atLeast = false) => {
+    const a = get(scenario, n, 'wshub');
+    const b = get(scenario, n, other);
+    if (!a || !b) return;
+    const r = a[key] / b[key];
+    out.push({ target: label, ratio: r, limit, met: atLeast ? r >= limit : r <= limit });
+  };
+  for (const n of [SIZES.small, SIZES.big]) {
+    ratio(`fanout ${n}: wshub ≤ 0.85× ws`, 'fanout', n, 'usPerMsg', 'ws', 0.85);
+    ratio(`fanout ${n}: wshub ≤ 0.6× socket.io`, 'fanout', n, 'usPerMsg', 'socketio', 0.6);
+    ratio(`burst ${n}: wshub ≤ 0.25× ws`, 'burst', n, 'usPerMsg', 'ws', 0.25);
+    ratio(`burst ${n}: wshub ≤ 0.6× socket.io`, 'burst', n, 'usPerMsg', 'socketio', 0.6);
+  }
+  for (const n of [100, 1000]) {
+    ratio(`reqrep ${n}: µs/req ≤ 1.1× ws`, 'reqrep', n, 'usPerReq', 'ws', 1.1);
+    ratio(`reqrep ${n}: p99 ≤ 1.1× ws`, 'reqrep', n, 'p99', 'ws', 1.1);
+  }
+  ratio('memory: RSS/conn ≤ 1.15× ws', 'memory', SIZES.big, 'rssKB', 'ws', 1.15);
+  ratio('memory: heap/conn ≤ 1.15× ws', 'memory', SIZES.big, 'heapKB', 'ws', 1.15);
+  ratio('handshakes/s ≥ 0.9× ws', 'handshake', SIZES.big, 'perSec', 'ws', 0.9, true);
+  for (const t of out) {
+    console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.target.padEnd(36)} ${t.ratio.toFixed(2)}`);
+  }
+  return out;
+}
+
+// --- main ---
+
+const meta = {
+  type: 'meta',
+  date: new Date().toISOString(),
+  node: process.version,
+  cpu: cpus()[0]?.model,
+  cores: cpus().length,
+  memGiB: Math.round(totalmem() / 2 ** 30),
+  pinned,
+  reps,
+  quick,
+  scenarios: wanted,
+  subjects,
+  versions: Object.fromEntries(
+    ['ws', 'socket.io', 'engine.io'].map((p) => [p, JSON.parse(readFileSync(join(root, 'node_modules', p, 'package.json'), 'utf8')).version]),
+  ),
+  loadBefore: loadavg(),
+};
+record(meta);
+console.log(`wshub bench: ${meta.cpu} ×${meta.cores}, Node ${meta.node}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}` +
+  `${pinned ? `, server on core ${SERVER_CORE}, load generator on core ${CLIENT_CORE}` : ', NOT pinned (no taskset)'}`);
+console.log(`scenarios: ${wanted.join(' ')}; subjects: ${subjects.join(' ')}; ${reps} repetition(s)\n`);
+
+const started = Date.now();
+let failures = 0;
+for (const session of sessions) {
+  for (let rep = 1; rep <= reps; rep++) {
+    for (const subject of subjects) {
+      const t0 = Date.now();
+      try {
+        await session.run(subject, rep);
+        process.stderr.write(`  ${session.name} ${subject} #${rep} ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+      } catch (err) {
+        failures++;
+        record({ type: 'failure', session: session.name, subject, rep, error: String(err.message) });
+        console.error(`  ${session.name} ${subject} #${rep} FAILED: ${err.message}`);
+      }
+    }
+  }
+}
+
+if (measurements.length) {
+  const rows = summarize();
+  console.log('');
+  printTable(rows);
+  const targets = checkTargets(rows);
+  meta.loadAfter = loadavg();
+  record({ type: 'summary', rows, targets, loadAfter: meta.loadAfter, seconds: (Date.now() - started) / 1000 });
+  const svg = join(resultsDir, `${stamp}.svg`);
+  writeFileSync(svg, renderChart(rows, meta));
+  console.log(`\nraw results: ${resultsFile}\nchart: ${svg} (node bench/chart.js updates bench/chart.svg)`);
+}
+if (want.has('cluster')) {
+  console.log('\ncluster (bench/cluster.js):');
+  const child = spawn(process.execPath, [clusterBench, ...(quick ? ['--quick'] : [])], { stdio: 'inherit', cwd: root });
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  if (code !== 0) failures++;
+}
+console.log(`\n${((Date.now() - started) / 1000).toFixed(0)} s, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+process.exitCode = failures ? 1 : 0;
