@@ -1,0 +1,329 @@
+import { test, before, after } from 'node:test';
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { nanoid } from 'nanoid';
+import { startHub, assertNoLeaks, type Started } from './helpers/hub.ts';
+import { connect, type Reply, type TestClient } from './helpers/client.ts';
+import { startRedis, type Redis, type RedisServer } from './helpers/redis.ts';
+import { within } from './helpers/wait.ts';
+import { createRedisAdapter } from '../src/redis.ts';
+import type { Manager } from '../src/index.ts';
+
+// Any unhandled rejection in this file (adapter, broker client, test) fails it.
+const rejections: unknown[] = [];
+const trap = (reason: unknown): void => void rejections.push(reason);
+process.on('unhandledRejection', trap);
+after(() => {
+  process.off('unhandledRejection', trap);
+  assert.deepEqual(rejections, [], 'unhandled rejections');
+});
+
+let redis: RedisServer;
+before(async () => {
+  redis = await startRedis();
+});
+after(() => redis.close());
+assertNoLeaks();
+
+const HEARTBEAT = 200;
+
+/** Log lines of one node, as events: the adapter's presence changes are observable without polling. */
+class Log extends EventEmitter {
+  readonly lines: { msg: string; node?: string }[] = [];
+  readonly logger = {
+    info: (o: { node?: string }, msg: string) => this.#line(o, msg),
+    warn: (o: { node?: string }, msg: string) => this.#line(o, msg),
+  };
+  #line(o: { node?: string }, msg: string): void {
+    this.lines.push({ msg, ...(o?.node ? { node: o.node } : {}) });
+    this.emit(msg, o?.node);
+  }
+  /** Resolves once `msg` has been logged `n` times. */
+  async count(msg: string, n: number): Promise<void> {
+    while (this.lines.filter((l) => l.msg === msg).length < n) await once(this, msg);
+  }
+  /** Resolves the first `msg` about `node`, logged before or after the call. */
+  async about(msg: string, node: string): Promise<void> {
+    while (!this.lines.some((l) => l.msg === msg && l.node === node)) await once(this, msg);
+  }
+}
+
+interface Node extends Started<undefined> {
+  pub: Redis;
+  sub: Redis;
+  log: Log;
+  errors: Error[];
+}
+
+const actions = {
+  join(data: { room: string }, ctx: { hub: Manager<undefined>; client: { id: string } }) {
+    return ctx.hub.join(ctx.client.id, data.room);
+  },
+  echo(data: unknown) {
+    return data;
+  },
+};
+
+async function startNode(t: TestContext, server: RedisServer, prefix: string): Promise<Node> {
+  const pub = await server.client();
+  const sub = await server.client();
+  t.after(() => {
+    pub.destroy();
+    sub.destroy();
+  });
+  const log = new Log();
+  const started = await startHub(t, {
+    actions,
+    adapter: createRedisAdapter({ pub, sub, prefix, heartbeatInterval: HEARTBEAT }),
+    heartbeat: false,
+    clientFanout: true,
+    id: (req) => new URL(req.url!, 'http://x').searchParams.get('id') ?? nanoid(),
+    logger: log.logger,
+  });
+  const errors: Error[] = [];
+  started.hub.on('error', (err) => errors.push(err));
+  return { ...started, pub, sub, log, errors };
+}
+
+/** `n` nodes on one prefix, each having seen every other: their cluster channels are subscribed. */
+async function startCluster(t: TestContext, n: number, server = redis): Promise<Node[]> {
+  const prefix = nanoid();
+  const nodes: Node[] = [];
+  for (let i = 0; i < n; i++) nodes.push(await startNode(t, server, prefix));
+  await within(Promise.all(nodes.map((node) => node.log.count('wshub: cluster node up', n - 1))), 5000, 'cluster formed');
+  return nodes;
+}
+
+/** Clients `<letter><i>` on each node: a0, a1 on the first, b0, b1 on the second… */
+async function clientsOn(t: TestContext, nodes: Node[], perNode: number): Promise<Record<string, TestClient>> {
+  const clients: Record<string, TestClient> = {};
+  for (const [n, node] of nodes.entries()) {
+    for (let i = 0; i < perNode; i++) {
+      const id = `${String.fromCharCode(97 + n)}${i}`;
+      clients[id] = await connect(t, `${node.url}?id=${id}`);
+    }
+  }
+  return clients;
+}
+
+const push = (actioncode: string, data: unknown): Reply => ({ code: 0, msg: 'success', actioncode, data });
+
+/**
+ * Every client's next frames are exactly `expected[id]` (default: nothing), then a marker broadcast
+ * by `from`, the node that published what is checked: one publisher's messages arrive in order.
+ */
+async function expectOnly(from: Node, clients: Record<string, TestClient>, expected: Record<string, Reply[]>): Promise<void> {
+  const marker = push('marker', nanoid());
+  from.hub.broadcast(marker.actioncode, marker.data);
+  for (const [id, client] of Object.entries(clients)) {
+    const got: Reply[] = [];
+    for (;;) {
+      const frame = await client.next(`${id}: frames up to the marker`);
+      if (frame.actioncode === 'marker' && frame.data === marker.data) break;
+      got.push(frame);
+    }
+    assert.deepEqual(got, expected[id] ?? [], `frames to ${id}`);
+  }
+}
+
+test('broadcast reaches every client on every node once, and except leaves ids out on any node', async (t) => {
+  const nodes = await startCluster(t, 3);
+  const c = await clientsOn(t, nodes, 2);
+  assert.equal(await nodes[0]!.hub.cluster.size(), 6);
+
+  assert.equal(nodes[1]!.hub.broadcast('news', 1), 2);
+  const everyone = Object.fromEntries(Object.keys(c).map((id) => [id, [push('news', 1)]]));
+  await expectOnly(nodes[1]!, c, everyone);
+
+  nodes[0]!.hub.broadcast('news', 2, { except: ['b0', 'c1', 'a0'] });
+  await expectOnly(nodes[0]!, c, { a1: [push('news', 2)], b1: [push('news', 2)], c0: [push('news', 2)] });
+  assert.deepEqual(nodes.flatMap((n) => n.errors), []);
+});
+
+test('send and join reach an id on another node; presence is cluster-wide', async (t) => {
+  const nodes = await startCluster(t, 3);
+  const c = await clientsOn(t, nodes, 2);
+  const [a, b, cc] = nodes as [Node, Node, Node];
+  assert.equal(a.hub.send('c1', 'dm', { text: 'hi' }), false);
+  assert.equal(a.hub.send('a1', 'dm', { text: 'local' }), true);
+  assert.equal(b.hub.send('nobody', 'dm', {}), false);
+  await expectOnly(a, c, { c1: [push('dm', { text: 'hi' })], a1: [push('dm', { text: 'local' })] });
+
+  assert.equal(await a.hub.cluster.has('c1'), true);
+  assert.equal(await a.hub.cluster.has('a0'), true);
+  assert.equal(await a.hub.cluster.has('nobody'), false);
+  c.b1!.close();
+  await within(new Promise((resolve) => b.hub.once('disconnect', resolve)), 5000, 'b1 disconnect on node b');
+  assert.equal(await cc.hub.cluster.size(), 5);
+  assert.equal(await cc.hub.cluster.has('b1'), false);
+});
+
+test('rooms span nodes: members anywhere get a room message once, nodes without members do not subscribe', async (t) => {
+  const nodes = await startCluster(t, 3);
+  const c = await clientsOn(t, nodes, 2);
+  const [a, b, cc] = nodes as [Node, Node, Node];
+  assert.equal((await c.a0!.request('join', { room: 'red' })).data, true);
+  assert.equal(a.hub.join('b0', 'red'), false); // remote: forwarded to node b
+  assert.equal((await c.c0!.request('join', { room: 'red' })).data, true);
+  assert.equal((await c.c0!.request('join', { room: 'blue' })).data, true);
+  assert.equal(cc.hub.join('b1', 'blue'), false);
+  assert.equal(await a.hub.cluster.size(), 6); // barrier: every node's joins are subscribed
+
+  const prefix = (await b.pub.pubSubChannels('*:room:red'))[0]!.slice(0, -':room:red'.length);
+  assert.deepEqual(await a.pub.pubSubNumSub([`${prefix}:room:red`, `${prefix}:room:blue`, `${prefix}:room:none`]), {
+    [`${prefix}:room:red`]: 3,
+    [`${prefix}:room:blue`]: 2,
+    [`${prefix}:room:none`]: 0,
+  });
+
+  b.hub.broadcast('paint', 'rb', { rooms: ['red', 'blue'], except: ['a0'] });
+  await expectOnly(b, c, { b0: [push('paint', 'rb')], c0: [push('paint', 'rb')], b1: [push('paint', 'rb')] });
+
+  a.hub.broadcast('mix', 1, { to: ['c1', 'b0', 'a1'], rooms: ['blue'] });
+  await expectOnly(a, c, {
+    a1: [push('mix', 1)],
+    b0: [push('mix', 1)],
+    b1: [push('mix', 1)],
+    c0: [push('mix', 1)],
+    c1: [push('mix', 1)],
+  });
+
+  assert.equal(a.hub.leave('b1', 'blue'), false);
+  assert.equal(await a.hub.cluster.size(), 6);
+  assert.deepEqual(await a.pub.pubSubNumSub(`${prefix}:room:blue`), { [`${prefix}:room:blue`]: 1 });
+  cc.hub.broadcast('paint', 'b', { rooms: ['blue'] });
+  await expectOnly(cc, c, { c0: [push('paint', 'b')] });
+});
+
+test("clients' client_ids and is_broadcast fan-out reach ids on other nodes once", async (t) => {
+  const nodes = await startCluster(t, 3);
+  const c = await clientsOn(t, nodes, 2);
+  const reply = await c.a0!.request('echo', 'x', { client_ids: ['b0', 'c1', 'a0'] });
+  assert.deepEqual(reply, { ...push('echo', 'x'), id: 1 });
+  const fanned = { ...push('echo', 'x'), id: 1 };
+  await expectOnly(nodes[0]!, c, { b0: [fanned], c1: [fanned] });
+
+  const all = await c.b1!.request('echo', 'y', { is_broadcast: true });
+  assert.deepEqual(all, { ...push('echo', 'y'), id: 1 });
+  const y = { ...push('echo', 'y'), id: 1 };
+  await expectOnly(nodes[1]!, c, { a0: [y], a1: [y], b0: [y], c0: [y], c1: [y] });
+});
+
+test('1,000 messages from one node arrive in order over every kind of channel', async (t) => {
+  const nodes = await startCluster(t, 3);
+  const c = await clientsOn(t, nodes, 1);
+  const [a, b] = nodes as [Node, Node];
+  await c.b0!.request('join', { room: 'red' });
+  await c.c0!.request('join', { room: 'red' });
+  assert.equal(await a.hub.cluster.size(), 3);
+
+  const N = 1000;
+  for (let n = 0; n < N; n++) {
+    if (n % 4 === 0) a.hub.broadcast('seq', n);
+    else if (n % 4 === 1) a.hub.broadcast('seq', n, { rooms: ['red'] });
+    else if (n % 4 === 2) a.hub.broadcast('seq', n, { to: ['b0', 'c0'], rooms: ['red'] });
+    else a.hub.send('b0', 'seq', n);
+  }
+  const got: number[] = [];
+  for (let n = 0; n < N; n++) got.push((await c.b0!.next(`b0 message ${n}`)).data as number);
+  assert.deepEqual(got, Array.from({ length: N }, (_, n) => n));
+  const toC: number[] = [];
+  for (let n = 0; n < N; n++) if (n % 4 !== 3) toC.push((await c.c0!.next(`c0 message ${n}`)).data as number);
+  assert.deepEqual(toC, Array.from({ length: N }, (_, n) => n).filter((n) => n % 4 !== 3));
+  assert.deepEqual(await c.b0!.barrier(), []);
+  assert.deepEqual(b.errors, []);
+});
+
+test('a node killed with SIGKILL leaves cluster.size() within heartbeatTimeout + heartbeatInterval', async (t) => {
+  const prefix = nanoid();
+  const parent = await startNode(t, redis, prefix);
+  const local = await connect(t, `${parent.url}?id=p0`);
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./helpers/redis-node.ts', import.meta.url))], {
+    env: { ...process.env, REDIS_URL: redis.url, PREFIX: prefix, HEARTBEAT: String(HEARTBEAT) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  t.after(() => void child.kill('SIGKILL'));
+  const [line] = (await within(once(child.stdout!, 'data'), 15_000, 'child node URL')) as [Buffer];
+  const url = line.toString().trim();
+  const remote = [];
+  for (const id of ['k0', 'k1', 'k2']) remote.push(await connect(t, `${url}?id=${id}`));
+  assert.equal(await parent.hub.cluster.size(), 4);
+  assert.equal(await parent.hub.cluster.has('k1'), true);
+  const uid = parent.log.lines.find((l) => l.msg === 'wshub: cluster node up')!.node!;
+
+  const killed = performance.now();
+  child.kill('SIGKILL');
+  await within(parent.log.about('wshub: cluster node expired', uid), 5000, 'expiry of the killed node');
+  const elapsed = performance.now() - killed;
+  const bound = 3 * HEARTBEAT + HEARTBEAT;
+  // Timers on a loaded machine fire late: allow one more interval of lateness, no more.
+  assert.ok(elapsed <= bound + HEARTBEAT, `expired after ${Math.round(elapsed)} ms, bound ${bound} ms`);
+  assert.equal(await parent.hub.cluster.size(), 1);
+  assert.equal(await parent.hub.cluster.has('k1'), false);
+  assert.deepEqual(await local.barrier(), []);
+});
+
+test('a Redis outage never stops local delivery, is reported, and cross-node delivery resumes', async (t) => {
+  const server = await startRedis();
+  t.after(() => server.close());
+  const nodes = await startCluster(t, 2, server);
+  const [a, b] = nodes as [Node, Node];
+  const c = await clientsOn(t, nodes, 1);
+
+  // A steady stream from node a, across the outage: a load generator, not a wait.
+  let n = 0;
+  const stream = setInterval(() => a.hub.broadcast('tick', n++), 5);
+  t.after(() => clearInterval(stream));
+  const ticks = { a0: [] as number[], b0: [] as number[] };
+  const upTo = async (id: 'a0' | 'b0', pred: (v: number) => boolean, what: string) => {
+    for (;;) {
+      const v = (await c[id]!.next(what)).data as number;
+      ticks[id].push(v);
+      if (pred(v)) return v;
+    }
+  };
+  await upTo('b0', (v) => v >= 10, 'ticks on b0 before the outage');
+
+  const reported = Promise.all([a, b].map((node) => new Promise<Error>((resolve) => node.hub.once('error', resolve))));
+  await server.stop();
+  const [errA] = await within(reported, 5000, 'outage reported on both nodes');
+  assert.match(errA!.message, /^wshub: redis unreachable; delivering locally only$/);
+  const down = n;
+  await upTo('a0', (v) => v >= down + 20, 'local ticks during the outage');
+  assert.equal(a.pub.isReady, false, 'the outage lasted while local ticks flowed');
+
+  await server.restart();
+  const restarted = n;
+  await upTo('b0', (v) => v > restarted, 'ticks on b0 after Redis returned');
+  clearInterval(stream);
+  const last = n - 1;
+  await upTo('a0', (v) => v === last, 'the last tick on a0');
+
+  // a0 (local) saw every tick; b0 saw them in order, with a gap for the outage and no replay.
+  assert.deepEqual(ticks.a0, Array.from({ length: last + 1 }, (_, i) => i));
+  assert.ok(ticks.b0.every((v, i) => i === 0 || v > ticks.b0[i - 1]!), 'b0 ticks in order');
+  assert.ok(ticks.b0.length < ticks.a0.length, 'messages published during the outage are dropped');
+
+  // Presence resyncs too: b's hello preceded this broadcast, so a knows b again once a0 has it.
+  b.hub.broadcast('back', true);
+  for (;;) if ((await c.a0!.next('back on a0')).actioncode === 'back') break;
+  assert.equal(await a.hub.cluster.size(), 2);
+  assert.equal(await a.hub.cluster.has('b0'), true);
+  assert.equal(a.errors.length, 1, `errors on a: ${a.errors.map((e) => e.message).join(', ')}`);
+});
+
+test('createRedisAdapter rejects missing or shared clients and bad durations at the call', async (t) => {
+  const pub = await redis.client();
+  const sub = await redis.client();
+  t.after(() => {
+    pub.destroy();
+    sub.destroy();
+  });
+  assert.throws(() => createRedisAdapter({ pub, sub: undefined as never }), /^TypeError: createRedisAdapter: options.sub must be a node-redis client$/);
+  assert.throws(() => createRedisAdapter({ pub, sub: pub }), /^TypeError: createRedisAdapter: options.sub must be a separate connection from options.pub \(pub.duplicate\(\)\)$/);
+  assert.throws(() => createRedisAdapter({ pub, sub, heartbeatInterval: 0 }), /^RangeError: options.heartbeatInterval must be a positive number of ms, got 0$/);
+  assert.throws(() => createRedisAdapter({ pub, sub, prefix: '' }), /^TypeError: options.prefix must be a non-empty string, got $/);
+});
