@@ -1,8 +1,8 @@
 // wshub next to a Hono app on @hono/node-server: `node examples/hono/server.js`.
 // `serve()` returns the node http.Server it created; the hub mounts on it directly. This skips
-// Hono's own `upgradeWebSocket` helper on purpose: wshub needs the real `ws` socket and the
-// upgrade request (origin, authenticate, maxClients run before the handshake), and Node's
-// 'upgrade' event is where it gets both.
+// Hono's `upgradeWebSocket` helper on purpose: wshub runs its checks (origin, authenticate,
+// maxClients) before the handshake and owns the `ws` socket, and Node's 'upgrade' event is
+// where it gets both.
 import { Hono } from 'hono';
 import { serve } from '@hono/node-server';
 import { createManager } from 'wshub';
