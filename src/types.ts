@@ -33,6 +33,7 @@ type PlainAction<Data> = {
 export interface SchemaAction<Schema, Data = unknown> {
   /** Any Standard Schema v1 validator (zod, valibot, arktype). Invalid data gets code 1. */
   schema?: Schema;
+  /** Runs with the validated data (the raw `data` without a schema); its awaited return value becomes the reply's `data`. */
   handler: (data: Infer<Schema>, ctx: ActionContext<Data>) => unknown;
   /** Honour the client's `is_broadcast` / `client_ids` for this action. @default the manager's `clientFanout` */
   fanout?: boolean | undefined;
@@ -66,10 +67,13 @@ export interface Target {
 export interface Stats {
   /** Clients connected to this node now. */
   clients: number;
+  /** Messages received from clients, valid or not. */
   messagesIn: number;
   /** Frames queued for a client (one broadcast to 10 clients counts 10). */
   messagesOut: number;
+  /** Message payload bytes received from clients. */
   bytesIn: number;
+  /** Bytes written for clients, WebSocket frame headers included. */
   bytesOut: number;
   /** Frames not delivered because of backpressure (policy `'drop'`). */
   dropped: number;
@@ -79,19 +83,24 @@ export interface Stats {
 
 /** pino- or console-style logger; every method optional. */
 export interface Logger {
+  /** Called pino-style, `(fields, message)`: e.g. an upgrade that `authenticate` refused. */
   debug?(...args: unknown[]): void;
+  /** Called pino-style, `(fields, message)`. */
   info?(...args: unknown[]): void;
+  /** Called pino-style, `(fields, message)`. */
   warn?(...args: unknown[]): void;
+  /** Called pino-style, `(fields, message)`, with `fields.err`: handler failures, socket and broker errors. */
   error?(...args: unknown[]): void;
 }
 
 /** Options of {@link createManager}. Sizes are in bytes, durations in ms. */
 export interface ManagerOptions<Schemas = Record<string, unknown>, Data = undefined> {
-  /** The actions clients can call. `heartBeat` is built in (replies `true`) unless defined here. */
+  /** The actions clients can call. `heartBeat` is built in (replies `true`) unless defined here. @default {} */
   actions?: Actions<Schemas, Data> | undefined;
   /**
    * Checks an upgrade before any WebSocket exists. Its result becomes `client.data`;
    * `false`, a throw or a rejection refuses the upgrade with HTTP 401.
+   * @default undefined (every upgrade is accepted; `client.data` is `undefined`)
    */
   authenticate?: ((req: IncomingMessage) => Data | false | Promise<Data | false>) | undefined;
   /** How long `authenticate` may take before the upgrade is refused with 401. @default 10000 */
@@ -104,28 +113,50 @@ export interface ManagerOptions<Schemas = Record<string, unknown>, Data = undefi
    * @default [] (cross-origin refused with HTTP 403)
    */
   allowOrigin?: readonly string[] | ((origin: string, req: IncomingMessage) => boolean) | undefined;
-  /** Subprotocols accepted, in the server's terms; the first the client offers that is listed wins. */
+  /**
+   * Subprotocols accepted; the first the client offers that is listed wins, and an offer with
+   * none of them is refused with HTTP 400. Offering none is fine.
+   * @default undefined (no check: `ws` selects the client's first offer)
+   */
   protocols?: readonly string[] | undefined;
   /** Largest inbound message; bigger closes the connection with 1009. @default 1048576 (1 MiB) */
   maxPayload?: number | undefined;
   /** Upgrades past this many clients get HTTP 503. @default Infinity */
   maxClients?: number | undefined;
   /** Protocol-level ping every `interval` ms; `false` turns liveness checks off. @default { interval: 30000 } */
-  heartbeat?: { interval?: number | undefined } | false | undefined;
+  heartbeat?:
+    | {
+        /** ms between pings; a client that has not answered by the next one is terminated. @default 30000 */
+        interval?: number | undefined;
+      }
+    | false
+    | undefined;
   /**
    * What happens when more than `highWaterMark` bytes are queued for one client:
    * `'close'` closes it with 1013, `'drop'` skips the frame and emits `drop`.
    * @default { highWaterMark: 1048576, policy: 'close' }
    */
   backpressure?:
-    | { highWaterMark?: number | undefined; policy?: 'close' | 'drop' | undefined }
+    | {
+        /** Bytes buffered for one client above which `policy` applies. @default 1048576 (1 MiB) */
+        highWaterMark?: number | undefined;
+        /** `'close'`: close with 1013; `'drop'`: skip the frame and emit `drop`. @default 'close' */
+        policy?: 'close' | 'drop' | undefined;
+      }
     | undefined;
   /**
    * At most `messages` inbound messages per `interval` ms per client; excess ones get code 429.
    * A client with `messages` rejected messages in one interval is closed with 1008.
    * @default undefined (no limit)
    */
-  rateLimit?: { messages: number; interval: number } | undefined;
+  rateLimit?:
+    | {
+        /** Messages admitted per window, per client. */
+        messages: number;
+        /** Window length in ms. */
+        interval: number;
+      }
+    | undefined;
   /** Honour clients' `is_broadcast` / `client_ids` for every action (else per action's `fanout`). @default false */
   clientFanout?: boolean | undefined;
   /** Cluster adapter, e.g. `createRedisAdapter(...)` from `wshub/redis`. @default in-memory */
@@ -136,8 +167,12 @@ export interface ManagerOptions<Schemas = Record<string, unknown>, Data = undefi
 
 /** The manager's events (eventemitter3). */
 export interface ManagerEvents<Data = unknown> {
+  /** A client is registered; `req` is the upgrade request (`undefined` for `register()`). */
   connection: (client: Client<Data>, req: IncomingMessage | undefined) => void;
+  /** A client is gone (already out of `hub.clients` and its rooms), with the close code and reason. */
   disconnect: (client: Client<Data>, code: number, reason: string) => void;
+  /** A handler failed, a socket errored or the broker failed; also sent to the logger, never thrown. */
   error: (err: Error, client?: Client<Data>) => void;
+  /** A frame was not delivered to `client` because of backpressure (policy `'drop'`). */
   drop: (client: Client<Data>, reason: 'backpressure') => void;
 }
