@@ -3,26 +3,42 @@
  * `data: null` (a schema failure's `data` is the list of issues) and a `msg` saying what went wrong.
  */
 export const Code = {
+  /** 0: the action ran; `data` is its result. */
   Success: 0,
+  /** 1: not JSON, not an object, no or bad `actioncode`, or a schema failure (`data` lists the issues). */
   InvalidParams: 1,
+  /** 4: the handler threw something that is not a `HubError`; nothing of it is sent. */
   ServerError: 4,
+  /** 5: no action has this `actioncode`. */
   MethodNotFound: 5,
+  /** 6: the message's token is invalid (for handlers that check the seed's `token` field). */
   TokenInvalid: 6,
+  /** 7: the message's token has expired. */
   TokenExpired: 7,
+  /** 8: the message has no token. */
   TokenEmpty: 8,
+  /** 9: not allowed, e.g. `is_broadcast` / `client_ids` on an action without `fanout`. */
   PermissionDenied: 9,
+  /** 429: over `rateLimit`. */
   RateLimited: 429,
 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
 /** WebSocket close codes wshub sends (RFC 6455 §7.4.1). */
 export const CloseCode = {
+  /** 1000: a normal close, e.g. `hub.unregister(id)`. */
   Normal: 1000,
+  /** 1001: the server is shutting down (`hub.close()`). */
   GoingAway: 1001,
+  /** 1007: a text frame that is not valid UTF-8. */
   InvalidPayload: 1007,
+  /** 1008: sustained abuse of `rateLimit`. */
   PolicyViolation: 1008,
+  /** 1009: a message over `maxPayload`. */
   MessageTooBig: 1009,
+  /** 1011: an internal failure. */
   InternalError: 1011,
+  /** 1013: a slow reader over `backpressure.highWaterMark` with policy `'close'`. */
   TryAgainLater: 1013,
 } as const;
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
@@ -46,6 +62,7 @@ export const CloseReason = {
  * throw new HubError(Code.PermissionDenied, 'only moderators may do that');
  */
 export class HubError extends Error {
+  /** Always `'HubError'`. */
   override readonly name = 'HubError';
   /** The reply code the client receives. */
   readonly code: number;

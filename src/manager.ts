@@ -15,10 +15,15 @@ import type { ActionContext, ManagerEvents, ManagerOptions, Stats, Target } from
 
 /** A read-only view of this node's clients; iterating it yields `Client`s. */
 export interface ClientsView<Data> extends Iterable<Client<Data>> {
+  /** Clients connected to this node. */
   readonly size: number;
+  /** The client with this id, if it is connected to this node. */
   get(id: string): Client<Data> | undefined;
+  /** Whether a client with this id is connected to this node. */
   has(id: string): boolean;
+  /** Client ids, in connection order. */
   keys(): IterableIterator<string>;
+  /** Clients, in connection order. */
   values(): IterableIterator<Client<Data>>;
 }
 
@@ -32,7 +37,9 @@ export interface ClusterView {
 
 /** `register()`'s optional id and data. */
 export interface RegisterInit<Data> {
+  /** The client's id; one already connected throws. @default nanoid() */
   id?: string | undefined;
+  /** Becomes `client.data` (what `authenticate` returns for an upgrade). @default undefined */
   data?: Data | undefined;
 }
 
