@@ -10,6 +10,7 @@ type AnyClient = Client<unknown>;
 export interface AdapterHost {
   /** This node's clients by id. */
   readonly clients: ReadonlyMap<string, AnyClient>;
+  /** The manager's `logger` option. */
   readonly logger: Logger;
   /** Reports an infrastructure failure (broker down, bad message): `error` event and logger, never a throw. */
   reportError(err: unknown): void;
@@ -52,6 +53,7 @@ export class InMemoryAdapter implements Adapter {
   /** room → this node's members */
   protected readonly rooms = new Map<string, Set<AnyClient>>();
 
+  /** @param host - the manager's side: this node's clients, logger and error reporting */
   constructor(protected readonly host: AdapterHost) {}
 
   added(_client: AnyClient): void {}
@@ -107,6 +109,7 @@ export class InMemoryAdapter implements Adapter {
   /** The last local member left `room`. */
   protected roomClosed(_room: string): void {}
 
+  /** Takes a local client out of a room, closing the room when it was the last member. */
   protected leaveLocal(client: AnyClient, room: string): void {
     const members = this.rooms.get(room);
     (client.rooms as Set<string>).delete(room);

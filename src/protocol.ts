@@ -30,6 +30,7 @@ export interface Fault {
 export class Frame {
   /** Transport-owned cache of the framed bytes, built on first write. */
   wire: Buffer | undefined = undefined;
+  /** @param text - the encoded JSON message, written as one text frame */
   constructor(readonly text: string) {}
 }
 
