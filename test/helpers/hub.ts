@@ -28,6 +28,7 @@ export async function startHub<Schemas, Data = undefined>(
   t.after(async () => {
     await within(hub.close({ timeout: 500 }), 5000, 'hub.close() in cleanup');
     await closeServer(server);
+    assert.equal(hub.clients.size, 0, 'clients left registered after hub.close()');
   });
   const { port } = server.address() as AddressInfo;
   return { hub, server, port, url: `ws://127.0.0.1:${port}${path}` };
