@@ -135,13 +135,15 @@ test('examples/metrics: /metrics exposes stats() and connection counters', async
   b.ws.close(1000);
   await b.closed('b closed');
   // The server's disconnect is not observable from here; scrape until it shows, bounded.
+  let waiting = true;
   const counted = (async () => {
-    for (;;) {
+    while (waiting) {
       const now = await scrape();
       if (metric(now, 'wshub_disconnections_total{code="1000"}') === 1) return now;
     }
+    return '';
   })();
-  const after = await within(counted, 5000, 'wshub_disconnections_total{code="1000"} 1');
+  const after = await within(counted, 5000, 'wshub_disconnections_total{code="1000"} 1').finally(() => (waiting = false));
   assert.equal(metric(after, 'wshub_clients'), 1);
   await stopped(program);
 });
