@@ -39,6 +39,14 @@ test('gives each client a distinct nanoid by default', async (t) => {
   assert.equal(new Set(hub.clients.keys()).size, 20);
 });
 
+test('hub.cluster reports this node\'s presence with the in-memory adapter', async (t) => {
+  const { hub, url } = await startHub(t, { id: idFromQuery });
+  await connect(t, `${url}?id=a`);
+  await connect(t, `${url}?id=b`);
+  assert.equal(await hub.cluster.size(), 2);
+  assert.deepEqual([await hub.cluster.has('a'), await hub.cluster.has('z')], [true, false]);
+});
+
 test('options.id supplies the client id; a taken id is refused with 409, a failing one with 500', async (t) => {
   const { hub, url } = await startHub(t, {
     id(req) {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -191,4 +192,40 @@ test('register() refuses a taken id, a non-socket, and calls after close()', asy
   assert.throws(() => hub.register({} as never), /^TypeError: register\(\) needs a ws WebSocket$/);
   await hub.close({ timeout: 500 });
   assert.throws(() => hub.register(ws), /^Error: register\(\) called after close\(\)$/);
+});
+
+// A self-signed P-256 certificate for 127.0.0.1 (valid until 2126), only for the test below.
+const tls = {
+  key: `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgY88l+bkyG6hqaQNp
+S0+jSahk62y3PiT2G9gK0WE7JW+hRANCAASfOpD8izD2M2DYl6SUS/2JbKlwLQaV
+nuh7Ai6mYmjUXrl7E6/kPkEwsA+6xZWc5C1hE/uO7i1q9SIshHdYcGds
+-----END PRIVATE KEY-----`,
+  cert: `-----BEGIN CERTIFICATE-----
+MIIBjzCCATagAwIBAgIUSLxNuyD8GFA0q8+Q59C5/luG3IQwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJMTI3LjAuMC4xMCAXDTI2MTEyNjAwMzI1NVoYDzIxMjYxMTAy
+MDAzMjU1WjAUMRIwEAYDVQQDDAkxMjcuMC4wLjEwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAASfOpD8izD2M2DYl6SUS/2JbKlwLQaVnuh7Ai6mYmjUXrl7E6/kPkEw
+sA+6xZWc5C1hE/uO7i1q9SIshHdYcGdso2QwYjAdBgNVHQ4EFgQUSEyQWsrkt+AG
+YzqyvvPBNSCg/P8wHwYDVR0jBBgwFoAUSEyQWsrkt+AGYzqyvvPBNSCg/P8wDwYD
+VR0TAQH/BAUwAwEB/zAPBgNVHREECDAGhwR/AAABMAoGCCqGSM49BAMCA0cAMEQC
+IFr3IUd5mFMPU/c5t0y/0Q/N9xNHaLgB9+0QwsjwO0ZRAiAprVtGZObS0y6U7W/z
+FDOx0wiWIWUkY869FQfErD1L0Q==
+-----END CERTIFICATE-----`,
+};
+
+test('handle() serves an https.Server (wss://)', async (t) => {
+  const s = createHttpsServer(tls);
+  const hub = createManager({ actions: { secure: () => 'yes' } });
+  hub.handle(s, '/ws');
+  await within(new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve)), 5000, 'https listen');
+  t.after(async () => {
+    await within(hub.close({ timeout: 500 }), 5000, 'hub.close()');
+    s.closeAllConnections();
+    await within(new Promise((resolve) => s.close(resolve)), 5000, 'https close');
+  });
+  const base = `wss://127.0.0.1:${(s.address() as AddressInfo).port}`;
+  const c = await connect(t, `${base}/ws`, { ca: tls.cert });
+  assert.deepEqual(await c.request('secure'), { ...push('secure', 'yes'), id: 1 });
+  assert.equal(await refusedStatus(`${base}/other`, { ca: tls.cert }), 404);
 });
