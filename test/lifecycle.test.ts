@@ -39,6 +39,19 @@ test('gives each client a distinct nanoid by default', async (t) => {
   assert.equal(new Set(hub.clients.keys()).size, 20);
 });
 
+test('a connection listener can greet its client, or turn it away', async (t) => {
+  const { hub, url } = await startHub(t, { id: idFromQuery });
+  hub.on('connection', (client) => {
+    if (client.id === 'banned') hub.unregister(client, 4003, 'banned');
+    else client.send('welcome', { id: client.id });
+  });
+  const a = await connect(t, `${url}?id=a`);
+  assert.deepEqual(await a.next('welcome'), push('welcome', { id: 'a' }));
+  const banned = await connect(t, `${url}?id=banned`);
+  assert.deepEqual(await banned.closed(), { code: 4003, reason: 'banned' });
+  assert.deepEqual([...hub.clients.keys()], ['a']);
+});
+
 test('hub.cluster reports this node\'s presence with the in-memory adapter', async (t) => {
   const { hub, url } = await startHub(t, { id: idFromQuery });
   await connect(t, `${url}?id=a`);
