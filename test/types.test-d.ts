@@ -126,3 +126,14 @@ createManager({
     shout: { handler: (data: { text: string }, ctx) => ctx.hub.broadcast('shout', data.text), fanout: true },
   },
 });
+
+// --- an actions map declared on its own, then passed in ----------------------------------------
+const separate = {
+  chatSend: { schema: z.object({ text: z.string() }), handler: (data: { text: string }) => data.text },
+  getV2Data: (_data: unknown) => [1, 2],
+};
+createManager({ actions: separate });
+type _separate = Expect<Equal<ActionCode<typeof separate>, 'chat_send' | 'get_v2_data' | 'heart_beat'>>;
+const wrongSeparate = { chatSend: { schema: z.object({ text: z.string() }), handler: (data: { text: number }) => data.text } };
+// @ts-expect-error: the handler's data does not match the schema's output
+createManager({ actions: wrongSeparate });
