@@ -41,12 +41,16 @@ export class Client<Data = unknown> {
 
   /** @internal */ [kOpen] = true;
   /** @internal */ [kAlive] = true;
-  /** @internal rate-limit window: start (ms), accepted, rejected */ [kRate] = { start: 0, count: 0, rejected: 0 };
+  /** @internal rate-limit window: start (ms), accepted, rejected; created on first use */
+  [kRate]: { start: number; count: number; rejected: number } | undefined = undefined;
   /** @internal */ readonly [kConn]: Connection;
   readonly #host: ClientHost;
 
   /** @internal */
   constructor(id: string, data: Data, conn: Connection, host: ClientHost) {
+    // nanoid builds ids with `+=`, which V8 keeps as a chain of ~9 cons strings (~320 bytes per
+    // client, for the client's lifetime); reading a char flattens it in place to ~40 bytes.
+    id.charCodeAt(0);
     this.id = id;
     this.data = data;
     this[kConn] = conn;

@@ -366,7 +366,7 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
   /** Fixed-window rate limit; no timers, one clock read per message. */
   #admit(client: Client<Data>, actioncode: string, id: RequestId | undefined): boolean {
     const { messages, interval } = this.#options.rateLimit!;
-    const rate = client[kRate];
+    const rate = (client[kRate] ??= { start: 0, count: 0, rejected: 0 });
     const now = performance.now();
     if (now - rate.start >= interval) {
       rate.start = now;
