@@ -10,9 +10,10 @@ import { acceptOf, frameOf, FrameReader, pushData } from './wire.js';
 const envelope = (actioncode, data, id) => ({ code: 0, msg: 'success', actioncode, data, id });
 
 const subjects = {
-  async wshub() {
-    const { createManager } = await import('wshub');
-    const hub = createManager({ actions: { echo: (data) => data } });
+  async wshub(entry = 'wshub') {
+    const { createManager } = await import(entry);
+    // Protocol pings off, as for socket.io below: no subject pings inside a measured window.
+    const hub = createManager({ actions: { echo: (data) => data }, heartbeat: false });
     const server = createHttpServer();
     hub.handle(server, '/ws');
     return {
@@ -95,10 +96,11 @@ const subjects = {
       for (const s of corked) s.uncork();
       corked.length = 0;
     };
+    const later = process.env.FLOOR_FLUSH === 'micro' ? queueMicrotask : setImmediate;
     const write = (socket, bytes) => {
       if (socket.writableCorked === 0) {
         socket.cork();
-        if (corked.push(socket) === 1) setImmediate(flush);
+        if (corked.push(socket) === 1) later(flush);
       }
       socket.write(bytes);
     };
@@ -146,9 +148,10 @@ const subjects = {
 };
 
 async function main() {
-  const name = process.argv[2];
+  // `wshub:<path to a build's index.js>` runs another build of wshub, for A/B runs of a change.
+  const [name, entry] = process.argv[2].split(/:(.*)/s);
   if (!subjects[name]) throw new Error(`unknown subject ${name}; one of ${Object.keys(subjects)}`);
-  const subject = await subjects[name]();
+  const subject = await subjects[name](entry);
   subject.server.listen(0, '127.0.0.1', 2048);
   await new Promise((resolve) => subject.server.once('listening', resolve));
   let mark;
