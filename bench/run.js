@@ -169,12 +169,16 @@ async function fanout(srv, cli, state, n, turns, perTurn) {
   return { deliveries, usPerMsg: s.cpu / deliveries, msgPerSec: deliveries / (c.wall / 1e6), ...util(s, c) };
 }
 
+/** With --prof, the server writes a CPU profile per run to bench/results/prof/. */
+function profFlags(session, subject, n, rep) {
+  if (!prof) return [];
+  const name = `${session}-${n}-${subject.replace(/[^\w.-]+/g, '_')}-${rep}.cpuprofile`;
+  return ['--cpu-prof', `--cpu-prof-dir=${join(resultsDir, 'prof')}`, `--cpu-prof-name=${name}`];
+}
+
 /** One process pair with `n` idle clients, measuring whatever the wanted scenarios ask at `n`. */
 async function clientsSession(subject, n, rep) {
-  const srv = new Proc('server.js', [subject], SERVER_CORE, [
-    '--expose-gc',
-    ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${join(resultsDir, 'prof')}`, `--cpu-prof-name=${subject}-${n}-${rep}.cpuprofile`] : []),
-  ]);
+  const srv = new Proc('server.js', [subject], SERVER_CORE, ['--expose-gc', ...profFlags('clients', subject, n, rep)]);
   const cli = new Proc('load.js', [], CLIENT_CORE);
   try {
     const [{ port, path }] = await Promise.all([srv.first('listening'), cli.first('ready')]);
@@ -211,7 +215,7 @@ async function clientsSession(subject, n, rep) {
 
 /** Request/reply: every client keeps one `echo` request in flight. */
 async function reqrepSession(subject, n, rep) {
-  const srv = new Proc('server.js', [subject], SERVER_CORE);
+  const srv = new Proc('server.js', [subject], SERVER_CORE, profFlags('reqrep', subject, n, rep));
   const cli = new Proc('load.js', [], CLIENT_CORE);
   try {
     const [{ port, path }] = await Promise.all([srv.first('listening'), cli.first('ready')]);
@@ -401,7 +405,8 @@ if (measurements.length) {
 }
 if (want.has('cluster')) {
   console.log('\ncluster (bench/cluster.js):');
-  const child = spawn(process.execPath, [clusterBench, ...(quick ? ['--quick'] : [])], { stdio: 'inherit', cwd: root });
+  const forward = [...(quick ? ['--quick'] : []), ...(value('--reps') ? ['--reps', value('--reps')] : [])];
+  const child = spawn(process.execPath, [clusterBench, ...forward], { stdio: 'inherit', cwd: root });
   const code = await new Promise((resolve) => child.once('exit', resolve));
   if (code !== 0) failures++;
 }
