@@ -88,9 +88,9 @@ export async function startRedis(): Promise<RedisServer> {
       return client;
     },
     async close() {
-      for (const client of clients) client.destroy();
-      clients.clear();
       child!.kill('SIGKILL');
+      for (const client of clients) if (client.isOpen) client.destroy();
+      clients.clear();
       await within(exited(child!), 5000, 'redis-server exit');
     },
   };
