@@ -7,6 +7,7 @@ import fc from 'fast-check';
 import { z } from 'zod';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
 import { connect, type Reply } from './helpers/client.ts';
+import { clientFrame, rawPeer } from './helpers/raw.ts';
 import { within } from './helpers/wait.ts';
 import { Code } from '../src/index.ts';
 
@@ -33,7 +34,7 @@ async function setup(t: TestContext) {
     process.off('unhandledRejection', trap);
     assert.deepEqual(caught, [], 'nothing reached the process crash handlers');
   });
-  const { hub, url } = await startHub(t, {
+  const { hub, url, port } = await startHub(t, {
     heartbeat: false,
     actions: {
       echo: (data: unknown) => data,
@@ -67,7 +68,7 @@ async function setup(t: TestContext) {
     closed = closeOf(fuzzer);
     return null;
   }
-  return { hub, fire, closes: () => closes, honest };
+  return { hub, port, fire, closes: () => closes, honest };
 }
 
 /** The shape every reply must have, whatever was sent. */
@@ -171,5 +172,69 @@ test('schema-checked data of random shape gets code 0 or code 1 with issues, nev
       }
     }),
     { numRuns: RUNS },
+  );
+});
+
+const wireFrame = fc.record({
+  opcode: fc.oneof(
+    { arbitrary: fc.constantFrom(0x1, 0x2), weight: 8 }, // text, binary
+    { arbitrary: fc.constantFrom(0x0, 0x8, 0x9, 0xa), weight: 3 }, // continuation, close, ping, pong
+    { arbitrary: fc.integer({ min: 0, max: 15 }), weight: 1 }, // reserved ones too
+  ),
+  fin: fc.oneof({ arbitrary: fc.constant(true), weight: 6 }, { arbitrary: fc.constant(false), weight: 1 }),
+  masked: fc.oneof({ arbitrary: fc.constant(true), weight: 12 }, { arbitrary: fc.constant(false), weight: 1 }),
+  rsv: fc.oneof({ arbitrary: fc.constant(0), weight: 12 }, { arbitrary: fc.integer({ min: 1, max: 7 }), weight: 1 }),
+  payload: fc.oneof(
+    fc.uint8Array({ maxLength: 200 }),
+    message.map((m) => new TextEncoder().encode(JSON.stringify(m))),
+    fc.uint8Array({ minLength: 2, maxLength: 2 }), // close codes, valid and not
+  ),
+});
+
+test('random frame sequences (opcodes, fragments, masking, reserved bits) get replies or a clean close', async (t) => {
+  const { hub, port, honest } = await setup(t);
+  let n = 0;
+  const outcomes = new Map<string, number>();
+  await fc.assert(
+    fc.asyncProperty(fc.array(wireFrame, { minLength: 1, maxLength: 4 }), async (frames) => {
+      const peer = await rawPeer(t, port);
+      for (const f of frames) peer.socket.write(clientFrame(f.opcode, Buffer.from(f.payload), f.fin, f));
+      const id = `end-${++n}`;
+      peer.socket.write(clientFrame(0x1, Buffer.from(JSON.stringify({ actioncode: 'heart_beat', id }))));
+      const honestReply = honest.request('echo', { n });
+      const outcome = await within(
+        (async (): Promise<string> => {
+          for (;;) {
+            const next = await Promise.race([peer.take(), peer.ended.then((closed) => ({ closed }))]);
+            if ('closed' in next) return `tcp end ${next.closed.code}`;
+            if (next.opcode === 0x8) return `close ${next.payload.length >= 2 ? next.payload.readUInt16BE(0) : 1005}`;
+            if (next.opcode === 0xa) continue; // pong to our ping
+            assert.equal(next.opcode, 0x1, 'replies are text frames');
+            const reply = JSON.parse(next.payload.toString()) as Reply;
+            assertReply(reply);
+            if (reply.id === id) return 'replied';
+          }
+        })(),
+        5000,
+        'outcome of a raw frame sequence',
+      );
+      peer.socket.destroy();
+      assert.deepEqual(await honestReply, { code: 0, msg: 'success', actioncode: 'echo', data: { n }, id: n });
+      outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+      if (outcome === 'replied') return;
+      const sentClose = frames.some((f) => f.opcode === 0x8);
+      // A close frame of ours is echoed (or refused with 1002); otherwise only these codes.
+      if (!sentClose) assert.ok(['close 1002', 'close 1007', 'close 1009'].includes(outcome), outcome);
+    }),
+    { numRuns: 300 },
+  );
+  t.diagnostic(`outcomes: ${JSON.stringify(Object.fromEntries(outcomes))}`);
+  // Every raw peer was unregistered; only the honest client and the fuzzer remain.
+  await within(
+    (async () => {
+      while (hub.clients.size > 2) await new Promise((r) => setImmediate(r));
+    })(),
+    5000,
+    'raw peers to be unregistered',
   );
 });

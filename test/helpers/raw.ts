@@ -56,19 +56,28 @@ export function upgradeRequest(port: number, path = '/ws', extra: string[] = [])
   ].join('\r\n');
 }
 
-/** A client frame (masked, as RFC 6455 requires of clients) with any opcode and payload. */
-export function clientFrame(opcode: number, payload: Buffer, fin = true): Buffer {
+/**
+ * A client frame with any opcode and payload; masked, as RFC 6455 requires of clients, unless
+ * `masked` is false. `rsv` sets the three reserved bits (0-7).
+ */
+export function clientFrame(opcode: number, payload: Buffer, fin = true, { masked = true, rsv = 0 } = {}): Buffer {
   const len = payload.length;
   const header = len < 126 ? 2 : len < 65536 ? 4 : 10;
-  const frame = Buffer.alloc(header + 4 + len);
-  frame[0] = (fin ? 0x80 : 0) | opcode;
-  if (header === 2) frame[1] = 0x80 | len;
+  const maskBytes = masked ? 4 : 0;
+  const frame = Buffer.alloc(header + maskBytes + len);
+  frame[0] = (fin ? 0x80 : 0) | ((rsv & 7) << 4) | (opcode & 0x0f);
+  const maskBit = masked ? 0x80 : 0;
+  if (header === 2) frame[1] = maskBit | len;
   else if (header === 4) {
-    frame[1] = 0x80 | 126;
+    frame[1] = maskBit | 126;
     frame.writeUInt16BE(len, 2);
   } else {
-    frame[1] = 0x80 | 127;
+    frame[1] = maskBit | 127;
     frame.writeBigUInt64BE(BigInt(len), 2);
+  }
+  if (!masked) {
+    payload.copy(frame, header);
+    return frame;
   }
   const mask = randomBytes(4);
   mask.copy(frame, header);
@@ -80,8 +89,12 @@ export interface RawPeer {
   socket: Socket;
   /** Server frames after the 101 response, as { opcode, payload }, buffered from the start. */
   frames(): Promise<{ opcode: number; payload: Buffer }>;
+  /** The same as `frames()`, unbounded: for racing against `ended` inside one `within`. */
+  take(): Promise<{ opcode: number; payload: Buffer }>;
   /** Resolves the close frame's code and reason (or 1006 if the TCP connection ended without one). */
   closed(): Promise<{ code: number; reason: string }>;
+  /** The same as `closed()`, unbounded: for racing against other waits. */
+  readonly ended: Promise<{ code: number; reason: string }>;
 }
 
 /** Completes a WebSocket handshake by hand and parses the server's frames. */
@@ -139,9 +152,14 @@ export async function rawPeer(t: TestContext, port: number, path = '/ws'): Promi
       const f = queue.shift();
       return f ? Promise.resolve(f) : within(new Promise((r) => waiters.push(r)), WAIT, 'raw frame');
     },
+    take: () => {
+      const f = queue.shift();
+      return f ? Promise.resolve(f) : new Promise((r) => waiters.push(r));
+    },
     closed: async () => {
       await within(ended, WAIT, 'raw peer close');
       return closeFrame ?? { code: 1006, reason: '' };
     },
+    ended: ended.then(() => closeFrame ?? { code: 1006, reason: '' }),
   };
 }
