@@ -184,6 +184,32 @@ test('maxClients counts upgrades still authenticating and refuses the rest with 
   assert.equal(hub.clients.size, 2);
 });
 
+test('a burst of 60 concurrent upgrades against maxClients 10 admits exactly 10; the rest get 503', async (t) => {
+  // authenticate holds every upgrade until all 60 have reached the server, so the limit must
+  // count upgrades in flight, not only clients already open.
+  let arrived = 0;
+  let allArrived!: () => void;
+  const gate = new Promise<void>((r) => (allArrived = r));
+  const { hub, server, url } = await startHub(t, {
+    maxClients: 10,
+    authenticate: async () => {
+      await gate;
+      return { ok: true };
+    },
+  });
+  server.on('upgrade', () => ++arrived === 60 && allArrived());
+  const burst = Array.from({ length: 60 }, () => new TestClient(url));
+  t.after(() => burst.forEach((c) => c.close()));
+  const outcomes = await within(
+    Promise.all(burst.map((c) => c.opened.then(() => 'open', (err: Error) => err.message))),
+    10_000,
+    'the burst to settle',
+  );
+  const count = (what: string) => outcomes.filter((o) => o === what).length;
+  assert.deepEqual([count('open'), count('HTTP 503')], [10, 50]);
+  assert.equal(hub.clients.size, 10);
+});
+
 test('close() refuses new upgrades with 503 at once and resolves within its timeout when a peer never answers', async (t) => {
   const { hub, url } = await startHub(t);
   const deaf = await connect(t, url);
