@@ -55,6 +55,8 @@ interface Peer {
   seen: number;
   /** highest broadcast copy id seen (copies of one broadcast arrive back to back) */
   mid: number;
+  /** copy ids seen lately, when the broker does not keep order across channels */
+  readonly mids: Set<number>;
   /** when a snapshot was asked for; 0 if in sync */
   syncing: number;
 }
@@ -81,6 +83,12 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   protected readonly heartbeatInterval: number;
   protected readonly heartbeatTimeout: number;
   protected readonly requestTimeout: number;
+  /**
+   * Whether one publisher's messages reach a subscriber in publish order across channels (one
+   * Redis server: yes; sharded pub/sub on Redis Cluster: per channel only). If not, copies of a
+   * broadcast are deduplicated by a window of recent ids and per-publisher order holds per channel.
+   */
+  protected ordered = true;
   #closed = false;
   #seq = 0;
   #mid = 0;
@@ -271,17 +279,14 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     }
     let peer = this.#peers.get(from);
     if (!peer) {
-      peer = { ids: new Set(), seq: 0, seen: 0, mid: 0, syncing: 0 };
+      peer = { ids: new Set(), seq: 0, seen: 0, mid: 0, mids: new Set(), syncing: 0 };
       this.#peers.set(from, peer);
       this.host.logger.info?.({ node: from, prefix: this.channels.prefix }, 'wshub: cluster node up');
     }
     peer.seen = now();
     switch (h.k) {
       case 'b':
-        if (h.m !== undefined) {
-          if (h.m <= peer.mid) return;
-          peer.mid = h.m;
-        }
+        if (h.m !== undefined && this.#duplicate(peer, h.m)) return;
         this.localBroadcast(new Frame(body), h.t);
         return;
       case 's':
@@ -295,7 +300,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
         return;
       case '+':
       case '-':
-        if (peer.syncing) return; // the snapshot on its way covers this delta
+        if (peer.syncing || h.s! <= peer.seq) return; // covered by the snapshot on its way, or by the last one
         if (h.s !== peer.seq + 1) return this.#resync(from, peer);
         peer.seq = h.s;
         if (h.k === '+') {
@@ -347,6 +352,18 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
         return;
       }
     }
+  }
+
+  #duplicate(peer: Peer, m: number): boolean {
+    if (this.ordered) {
+      if (m <= peer.mid) return true;
+      peer.mid = m;
+      return false;
+    }
+    if (peer.mids.has(m)) return true;
+    peer.mids.add(m);
+    if (peer.mids.size > 1024) peer.mids.delete(peer.mids.values().next().value!);
+    return false;
   }
 
   #snapshot(to: string): void {

@@ -60,6 +60,7 @@ class RedisAdapter extends ClusterAdapter {
     this.#pub = options.pub;
     this.#sub = options.sub;
     this.#sharded = options.sharded === true;
+    this.ordered = !this.#sharded;
     // node-redis emits 'error' on every failed reconnect; unlistened, that is a crash.
     for (const client of new Set([this.#pub, this.#sub])) {
       client.on('error', this.#onError);

@@ -67,7 +67,7 @@ const actions = {
   },
 };
 
-async function startNode(t: TestContext, server: RedisServer, prefix: string): Promise<Node> {
+async function startNode(t: TestContext, server: RedisServer, prefix: string, sharded = false): Promise<Node> {
   const pub = await server.client();
   const sub = await server.client();
   t.after(() => {
@@ -77,7 +77,7 @@ async function startNode(t: TestContext, server: RedisServer, prefix: string): P
   const log = new Log();
   const started = await startHub(t, {
     actions,
-    adapter: createRedisAdapter({ pub, sub, prefix, heartbeatInterval: HEARTBEAT }),
+    adapter: createRedisAdapter({ pub, sub, prefix, heartbeatInterval: HEARTBEAT, sharded }),
     heartbeat: false,
     clientFanout: true,
     id: (req) => new URL(req.url!, 'http://x').searchParams.get('id') ?? nanoid(),
@@ -89,10 +89,10 @@ async function startNode(t: TestContext, server: RedisServer, prefix: string): P
 }
 
 /** `n` nodes on one prefix, each having seen every other: their cluster channels are subscribed. */
-async function startCluster(t: TestContext, n: number, server = redis): Promise<Node[]> {
+async function startCluster(t: TestContext, n: number, server = redis, sharded = false): Promise<Node[]> {
   const prefix = nanoid();
   const nodes: Node[] = [];
-  for (let i = 0; i < n; i++) nodes.push(await startNode(t, server, prefix));
+  for (let i = 0; i < n; i++) nodes.push(await startNode(t, server, prefix, sharded));
   await within(Promise.all(nodes.map((node) => node.log.count('wshub: cluster node up', n - 1))), 5000, 'cluster formed');
   return nodes;
 }
@@ -313,6 +313,26 @@ test('a Redis outage never stops local delivery, is reported, and cross-node del
   assert.equal(await a.hub.cluster.size(), 2);
   assert.equal(await a.hub.cluster.has('b0'), true);
   assert.equal(a.errors.length, 1, `errors on a: ${a.errors.map((e) => e.message).join(', ')}`);
+});
+
+test('sharded: true carries broadcasts, rooms, sends and presence over SPUBLISH/SSUBSCRIBE', async (t) => {
+  const nodes = await startCluster(t, 3, redis, true);
+  const c = await clientsOn(t, nodes, 1);
+  const [a, b, cc] = nodes as [Node, Node, Node];
+  await c.b0!.request('join', { room: 'red' });
+  assert.equal(a.hub.join('c0', 'red'), false);
+  assert.equal(await a.hub.cluster.size(), 3);
+  const prefix = (await a.pub.pubSubShardChannels('*:room:red'))[0]!.slice(0, -':room:red'.length);
+  assert.deepEqual(await a.pub.pubSubShardNumSub(`${prefix}:room:red`), { [`${prefix}:room:red`]: 2 });
+  assert.deepEqual(await a.pub.pubSubNumSub(`${prefix}:all`), { [`${prefix}:all`]: 0 }); // nothing on classic pub/sub
+
+  a.hub.broadcast('all', 1);
+  await expectOnly(a, c, { a0: [push('all', 1)], b0: [push('all', 1)], c0: [push('all', 1)] });
+  b.hub.broadcast('room', 2, { rooms: ['red'], to: ['c0', 'a0'] });
+  cc.hub.send('a0', 'dm', 3);
+  await expectOnly(b, c, { a0: [push('room', 2)], b0: [push('room', 2)], c0: [push('room', 2)] });
+  await expectOnly(cc, c, { a0: [push('dm', 3)] });
+  assert.equal(await b.hub.cluster.has('c0'), true);
 });
 
 test('createRedisAdapter rejects missing or shared clients and bad durations at the call', async (t) => {
