@@ -100,7 +100,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   readonly #where = new Map<string, string>();
   readonly #asks = new Map<number, Ask>();
   /** (un)subscriptions not yet confirmed by the broker */
-  readonly #pending = new Set<Promise<void>>();
+  readonly #pending = new Set<Promise<unknown>>();
 
   constructor(host: AdapterHost, options: ClusterOptions) {
     super(host);
@@ -132,10 +132,10 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   protected connected(): void {
     if (this.#closed) return;
     const rooms = [...this.rooms.keys()].map((room) => `${this.channels.prefix}:room:${room}`);
-    Promise.all([this.channels.all, this.channels.node, ...rooms].map((c) => this.#subscribe(c))).then(
-      () => this.#publish(this.channels.all, { f: this.uid, k: 'hi', s: this.#seq }),
-      () => {}, // reported by #subscribe; the next 'ready' retries
-    );
+    void Promise.all([this.channels.all, this.channels.node, ...rooms].map((c) => this.#subscribe(c))).then((ok) => {
+      // A failed subscription was reported; the next reconnect retries it.
+      if (ok.every(Boolean)) this.#publish(this.channels.all, { f: this.uid, k: 'hi', s: this.#seq });
+    });
   }
 
   /** Handles one message from the broker. Never throws. */
@@ -243,14 +243,17 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   // --- internals ---
 
-  /** Subscribes, tracking the subscription until the broker confirms it (see `#settled`). */
-  #subscribe(channel: string): Promise<void> {
-    const p = this.subscribe(channel).then(
-      () => void this.#pending.delete(p),
+  /** Subscribes, tracked until the broker confirms (see `#settled`). Never rejects: `false` if it failed (reported). */
+  #subscribe(channel: string): Promise<boolean> {
+    const p: Promise<boolean> = this.subscribe(channel).then(
+      () => {
+        this.#pending.delete(p);
+        return true;
+      },
       (err: unknown) => {
         this.#pending.delete(p);
         this.host.reportError(err);
-        throw err;
+        return false;
       },
     );
     this.#pending.add(p);
@@ -259,7 +262,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   /** Resolves once every subscription asked for so far is confirmed (or failed). */
   #settled(): Promise<unknown> {
-    return this.#pending.size === 0 ? Promise.resolve() : Promise.allSettled([...this.#pending]);
+    return this.#pending.size === 0 ? Promise.resolve() : Promise.all([...this.#pending]);
   }
 
   #publish(channel: string, header: Header, body?: string): boolean {
