@@ -4,7 +4,8 @@
 import type { AdapterFactory, AdapterHost } from './adapter.js';
 import { ClusterAdapter, resolveClusterOptions, type ClusterOptions } from './cluster.js';
 
-type Listener = (message: string, channel: string) => void;
+// Wide enough for node-redis's `PubSubListener<boolean>` (cluster clients' unsubscribe takes one).
+type Listener = (message: string | Buffer, channel: string | Buffer) => void;
 
 /**
  * The part of a node-redis client (`createClient()` of `redis` v5 or v6) wshub uses. A cluster
@@ -40,7 +41,7 @@ class RedisAdapter extends ClusterAdapter {
   readonly #pub: RedisClient;
   readonly #sub: RedisClient;
   readonly #sharded: boolean;
-  readonly #listener: Listener = (message) => this.receive(message);
+  readonly #listener: Listener = (message) => this.receive(typeof message === 'string' ? message : message.toString());
   /** Set at the first error of an outage; one report per outage, not one per reconnect attempt. */
   #down = false;
   readonly #onError = (err?: unknown): void => {
