@@ -19,25 +19,28 @@ const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
 /** The SVG for `rows` (run.js's summary rows): bars are each subject's median ÷ raw ws's. */
 export function renderChart(rows, meta) {
   const groups = [];
+  const order = Object.keys(TITLES);
+  rows = [...rows].sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario) || a.n - b.n);
   for (const r of rows) {
     let g = groups.find((x) => x.scenario === r.scenario && x.n === r.n);
     if (!g) groups.push((g = { scenario: r.scenario, n: r.n, rows: [] }));
     g.rows.push(r);
   }
-  const CAP = 3;
+  const CAP = 3; // bars past 3× are cut; their label still gives the ratio
   const W = 760;
   const LEFT = 250;
   const PLOT = W - LEFT - 90;
   const BAR = 13;
-  const top = 58;
+  const top = 76;
   const groupH = (g) => 22 + g.rows.length * (BAR + 3) + 10;
   const H = top + groups.reduce((h, g) => h + groupH(g), 0) + 30;
   const x = (ratio) => LEFT + (Math.min(ratio, CAP) / CAP) * PLOT;
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="#fff"/>`,
-    `<text x="12" y="22" font-size="15" font-weight="600">Server CPU cost relative to raw ws (lower is better; medians)</text>`,
-    `<text x="12" y="40" fill="#555">${esc(`${meta.cpu ?? 'cpu'} ×${meta.cores}, Node ${meta.node}, ${meta.reps} interleaved repetition(s), ${meta.date.slice(0, 16).replace('T', ' ')} UTC; bars past ${CAP}× are cut`)}</text>`,
+    `<text x="12" y="22" font-size="15" font-weight="600">Server cost relative to raw ws — lower is better</text>`,
+    `<text x="12" y="40" fill="#555">Server CPU µs per message, request or connection; RSS KB per idle connection.</text>`,
+    `<text x="12" y="56" fill="#555">${esc(`Medians of ${meta.reps} interleaved runs · ${meta.cpu ?? 'cpu'} ×${meta.cores} · Node ${meta.node} · ${meta.date.slice(0, 10)}`)}</text>`,
   ];
   for (let t = 0; t <= CAP; t += 0.5) {
     const gx = x(t).toFixed(1);
@@ -53,7 +56,7 @@ export function renderChart(rows, meta) {
       out.push(`<text x="${LEFT - 8}" y="${y + BAR - 2}" text-anchor="end">${esc(LABELS[r.subject] ?? r.subject)}</text>`);
       out.push(`<rect x="${LEFT}" y="${y}" width="${(x(ratio) - LEFT).toFixed(1)}" height="${BAR}" fill="${COLORS[r.subject] ?? '#999'}"/>`);
       const digits = r.value >= 100 ? 0 : r.value >= 10 ? 1 : 2;
-      out.push(`<text x="${(x(ratio) + 5).toFixed(1)}" y="${y + BAR - 2}" fill="#333">${ratio.toFixed(2)}× · ${r.value.toFixed(digits)}</text>`);
+      out.push(`<text x="${(x(ratio) + 5).toFixed(1)}" y="${y + BAR - 2}" fill="#333" stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke">${ratio.toFixed(2)}× · ${r.value.toFixed(digits)}</text>`);
       y += BAR + 3;
     }
     y += 10;

@@ -142,9 +142,9 @@ async function both(srv, cli, t) {
 
 /**
  * One fan-out measurement: `turns` loop turns of `perTurn` broadcasts to `n` clients, in windows
- * small enough that no socket buffer fills, after one unmeasured window of warm-up.
+ * small enough that no socket buffer fills, after one unmeasured window of warm-up (unless `warm`).
  */
-async function fanout(srv, cli, state, n, turns, perTurn) {
+async function fanout(srv, cli, state, n, turns, perTurn, warm = false) {
   const windowTurns = Math.max(1, Math.floor(WINDOW_MSGS / (n * perTurn)));
   const run = async (count) => {
     for (let done = 0; done < count; ) {
@@ -159,12 +159,10 @@ async function fanout(srv, cli, state, n, turns, perTurn) {
       done += k;
     }
   };
-  await run(Math.min(windowTurns, turns));
-  state.perConn = state.seq;
+  if (!warm) await run(Math.min(windowTurns, turns));
   await both(srv, cli, 'mark');
   await run(turns);
   const [s, c] = await both(srv, cli, 'read');
-  state.perConn = state.seq;
   const deliveries = turns * perTurn * n;
   return { deliveries, usPerMsg: s.cpu / deliveries, msgPerSec: deliveries / (c.wall / 1e6), ...util(s, c) };
 }
@@ -196,13 +194,13 @@ async function clientsSession(subject, n, rep) {
       const per = (k) => (after[k] - base[k]) / n / 1024;
       measured({ scenario: 'memory', n, subject, rep, rssKB: per('rss'), heapKB: per('heapUsed'), externalKB: per('external') });
     }
-    const state = { seq: 0, pushes: 0, perConn: 0 };
+    const state = { seq: 0, pushes: 0 };
     if (want.has('fanout')) {
       const r = await fanout(srv, cli, state, n, SIZES.fan[n], 1);
       measured({ scenario: 'fanout', n, subject, rep, ...r });
     }
     if (want.has('burst')) {
-      const r = await fanout(srv, cli, state, n, SIZES.burst[n], BURST);
+      const r = await fanout(srv, cli, state, n, SIZES.burst[n], BURST, want.has('fanout'));
       measured({ scenario: 'burst', n, subject, rep, ...r });
     }
     // The correctness gate: every connection got exactly every push, each a well-formed frame.
