@@ -1,6 +1,7 @@
 // Draws a run's medians as a plain SVG bar chart: every scenario's server cost relative to raw ws.
 //
-//   node bench/chart.js [bench/results/<run>.jsonl]   → bench/chart.svg (newest run by default)
+//   node bench/chart.js [bench/results/<run>.jsonl]   → bench/chart.svg (newest run by default),
+//                                                      and prints README's table
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +66,40 @@ export function renderChart(rows, meta) {
   return out.join('\n') + '\n';
 }
 
+/** The medians as a Markdown table (README's Performance section). */
+export function markdownTable(rows) {
+  const lines = [
+    '| scenario | metric | wshub | raw ws | socket.io 4 | net floor | wshub ÷ ws | wshub ÷ socket.io |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const k = (n) => (n >= 1000 ? `${n / 1000}k` : String(n));
+  const line = (scenario, n, label, metric, key, digits) => {
+    const at = (subject) => rows.find((r) => r.scenario === scenario && r.n === n && r.subject === subject)?.[key];
+    const v = Object.fromEntries(['wshub', 'ws', 'socketio', 'floor'].map((s) => [s, at(s)]));
+    if (v.wshub === undefined) return;
+    const f = (x) => (x === undefined ? '–' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+    const r = (x) => (x === undefined ? '–' : `${(v.wshub / x).toFixed(2)}×`);
+    lines.push(`| ${label} | ${metric} | **${f(v.wshub)}** | ${f(v.ws)} | ${f(v.socketio)} | ${f(v.floor)} | ${r(v.ws)} | ${r(v.socketio)} |`);
+  };
+  const ns = (scenario) => [...new Set(rows.filter((r) => r.scenario === scenario).map((r) => r.n))].sort((a, b) => a - b);
+  for (const n of ns('fanout')) line('fanout', n, `(a) fan-out, ${k(n)} clients`, 'CPU µs/msg', 'usPerMsg', 2);
+  for (const n of ns('burst')) line('burst', n, `(b) 10 per turn, ${k(n)} clients`, 'CPU µs/msg', 'usPerMsg', 2);
+  for (const n of ns('reqrep')) {
+    line('reqrep', n, `(c) request/reply, ${k(n)} clients`, 'CPU µs/req', 'usPerReq', 1);
+    line('reqrep', n, `(c) request/reply, ${k(n)} clients`, 'req/s', 'reqPerSec', 0);
+    line('reqrep', n, `(c) request/reply, ${k(n)} clients`, 'p99 ms', 'p99ms', 1);
+  }
+  for (const n of ns('memory')) {
+    line('memory', n, `(d) idle connections, ${k(n)}`, 'RSS KB/conn', 'rssKB', 2);
+    line('memory', n, `(d) idle connections, ${k(n)}`, 'heap KB/conn', 'heapKB', 2);
+  }
+  for (const n of ns('handshake')) {
+    line('handshake', n, `(e) handshakes, ${k(n)}`, 'CPU µs/conn', 'usPerConn', 0);
+    line('handshake', n, `(e) handshakes, ${k(n)}`, 'conn/s', 'perSec', 0);
+  }
+  return lines.join('\n') + '\n';
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const here = dirname(fileURLToPath(import.meta.url));
   const dir = join(here, 'results');
@@ -74,5 +109,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const summary = lines.findLast((l) => l.type === 'summary');
   if (!summary) throw new Error(`${file} has no summary line (did the run finish?)`);
   writeFileSync(join(here, 'chart.svg'), renderChart(summary.rows, meta));
-  console.log(`bench/chart.svg from ${file}`);
+  const rows = summary.rows.map((r) => (r.p99 === undefined ? r : { ...r, p99ms: r.p99 / 1000 }));
+  console.log(`bench/chart.svg from ${file}; load ${meta.loadBefore.map((l) => l.toFixed(1)).join(' ')} → ${(summary.loadAfter ?? []).map((l) => l.toFixed(1)).join(' ')}\n`);
+  console.log(markdownTable(rows));
 }
