@@ -50,8 +50,11 @@ class RedisAdapter extends ClusterAdapter {
     this.host.reportError(new Error('wshub: redis unreachable; delivering locally only', { cause: err }));
   };
   readonly #onReady = (): void => {
-    if (this.#down) this.host.logger.info?.({ prefix: this.channels.prefix }, 'wshub: redis reachable again');
-    this.#down = false;
+    // The outage ends when both connections are back; until then a failure of either is the same outage.
+    if (this.#down && this.#pub.isReady && this.#sub.isReady) {
+      this.#down = false;
+      this.host.logger.info?.({ prefix: this.channels.prefix }, 'wshub: redis reachable again');
+    }
     this.connected();
   };
   readonly #onPublishError = (err: unknown): void => this.#onError(err);

@@ -309,7 +309,9 @@ test('a Redis outage never stops local delivery, is reported, and cross-node del
   assert.ok(ticks.b0.every((v, i) => i === 0 || v > ticks.b0[i - 1]!), 'b0 ticks in order');
   assert.ok(ticks.b0.length < ticks.a0.length, 'messages published during the outage are dropped');
 
-  // Presence resyncs too: b's hello preceded this broadcast, so a knows b again once a0 has it.
+  // b0's ticks prove a's pub and b's sub are back; the other two connections may still be reconnecting.
+  for (const client of [a.sub, b.pub]) if (!client.isReady) await within(once(client, 'ready'), 5000, 'redis client ready');
+  // Presence resyncs too: any message from b (its hello, this broadcast) makes a know b again.
   b.hub.broadcast('back', true);
   for (;;) if ((await c.a0!.next('back on a0')).actioncode === 'back') break;
   assert.equal(await a.hub.cluster.size(), 2);
