@@ -62,7 +62,6 @@ interface Peer {
 }
 
 interface Ask {
-  readonly id: string | undefined;
   readonly waiting: Set<string>;
   n: number;
   has: boolean;
@@ -131,7 +130,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
    */
   protected connected(): void {
     if (this.#closed) return;
-    const rooms = [...this.rooms.keys()].map((room) => `${this.channels.prefix}:room:${room}`);
+    const rooms = [...this.rooms.keys()].map((room) => this.#room(room));
     void Promise.all([this.channels.all, this.channels.node, ...rooms].map((c) => this.#subscribe(c))).then((ok) => {
       // A failed subscription was reported; the next reconnect retries it.
       if (ok.every(Boolean)) this.#publish(this.channels.all, { f: this.uid, k: 'hi', s: this.#seq });
@@ -188,7 +187,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     // A room message goes to that room's channel (only nodes with members subscribe), a message
     // to a known id to its node; an id nobody has announced yet goes to every node.
     let channels = new Set<string>();
-    for (const room of target.rooms ?? []) channels.add(`${this.channels.prefix}:room:${room}`);
+    for (const room of target.rooms ?? []) channels.add(this.#room(room));
     for (const id of target.to ?? []) {
       if (this.host.clients.has(id)) continue;
       const uid = this.#where.get(id);
@@ -196,7 +195,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
         channels = new Set([this.channels.all]);
         break;
       }
-      channels.add(`${this.channels.prefix}:node:${uid}`);
+      channels.add(this.#node(uid));
     }
     if (channels.size === 0) return n;
     // Every copy carries the whole target; a node takes the first copy and skips the rest.
@@ -221,17 +220,17 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     this.#closed = true;
     clearInterval(this.#timer);
     for (const ask of [...this.#asks.values()]) ask.done();
-    const channels = [this.channels.all, this.channels.node, ...[...this.rooms.keys()].map((r) => `${this.channels.prefix}:room:${r}`)];
+    const channels = [this.channels.all, this.channels.node, ...[...this.rooms.keys()].map((r) => this.#room(r))];
     await Promise.all(channels.map((c) => this.unsubscribe(c).catch((err: unknown) => this.host.reportError(err))));
   }
 
   protected override roomOpened(room: string): void {
-    void this.#subscribe(`${this.channels.prefix}:room:${room}`);
+    void this.#subscribe(this.#room(room));
   }
 
   protected override roomClosed(room: string): void {
     if (this.#closed) return;
-    const p = this.unsubscribe(`${this.channels.prefix}:room:${room}`).then(
+    const p = this.unsubscribe(this.#room(room)).then(
       () => void this.#pending.delete(p),
       (err: unknown) => {
         this.#pending.delete(p);
@@ -242,6 +241,14 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   }
 
   // --- internals ---
+
+  #room(room: string): string {
+    return `${this.channels.prefix}:room:${room}`;
+  }
+
+  #node(uid: string): string {
+    return `${this.channels.prefix}:node:${uid}`;
+  }
 
   /** Subscribes, tracked until the broker confirms (see `#settled`). Never rejects: `false` if it failed (reported). */
   #subscribe(channel: string): Promise<boolean> {
@@ -271,7 +278,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   #route(clientId: string): string {
     const uid = this.#where.get(clientId);
-    return uid === undefined ? this.channels.all : `${this.channels.prefix}:node:${uid}`;
+    return uid === undefined ? this.channels.all : this.#node(uid);
   }
 
   #handle(h: Header, body: string): void {
@@ -337,7 +344,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
         // Answer once the rooms joined before the question are subscribed: `size()` is then a
         // barrier after which a broadcast reaches every member joined before it, on any node.
         void this.#settled().then(() =>
-          this.#publish(`${this.channels.prefix}:node:${from}`, {
+          this.#publish(this.#node(from), {
             f: this.uid,
             k: 'a',
             q: h.q,
@@ -370,12 +377,12 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   }
 
   #snapshot(to: string): void {
-    this.#publish(`${this.channels.prefix}:node:${to}`, { f: this.uid, k: 'snap', s: this.#seq }, JSON.stringify([...this.host.clients.keys()]));
+    this.#publish(this.#node(to), { f: this.uid, k: 'snap', s: this.#seq }, JSON.stringify([...this.host.clients.keys()]));
   }
 
   #resync(uid: string, peer: Peer): void {
     peer.syncing = now();
-    if (!this.#publish(`${this.channels.prefix}:node:${uid}`, { f: this.uid, k: 'sync' })) peer.syncing = 0;
+    if (!this.#publish(this.#node(uid), { f: this.uid, k: 'sync' })) peer.syncing = 0;
   }
 
   #forget(uid: string, peer: Peer): void {
@@ -410,7 +417,6 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
       const q = ++this.#ask;
       let timer: NodeJS.Timeout | undefined;
       const ask: Ask = {
-        id,
         waiting: new Set(this.#peers.keys()),
         n: this.host.clients.size,
         has: id !== undefined && this.host.clients.has(id),
