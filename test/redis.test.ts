@@ -260,8 +260,8 @@ test('a node killed with SIGKILL leaves cluster.size() within heartbeatTimeout +
   const elapsed = performance.now() - killed;
   const bound = 3 * HEARTBEAT + HEARTBEAT;
   t.diagnostic(`killed node expired after ${Math.round(elapsed)} ms (bound ${bound} ms)`);
-  // Timers on a loaded machine fire late: allow one more interval of lateness, no more.
-  assert.ok(elapsed <= bound + HEARTBEAT, `expired after ${Math.round(elapsed)} ms, bound ${bound} ms`);
+  // Timers on a loaded CI machine fire late: allow 500 ms of lateness, no more.
+  assert.ok(elapsed <= bound + 500, `expired after ${Math.round(elapsed)} ms, bound ${bound} ms`);
   assert.equal(await parent.hub.cluster.size(), 1);
   assert.equal(await parent.hub.cluster.has('k1'), false);
   assert.deepEqual(await local.barrier(), []);
