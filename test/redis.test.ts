@@ -9,6 +9,7 @@ import { startHub, assertNoLeaks, type Started } from './helpers/hub.ts';
 import { connect, type Reply, type TestClient } from './helpers/client.ts';
 import { startRedis, type Redis, type RedisServer } from './helpers/redis.ts';
 import { within } from './helpers/wait.ts';
+import { run, http } from './helpers/child.ts';
 import { createRedisAdapter } from '../src/redis.ts';
 import type { Manager } from '../src/index.ts';
 
@@ -352,4 +353,27 @@ test('createRedisAdapter rejects missing or shared clients and bad durations at 
   assert.throws(() => createRedisAdapter({ pub, sub: pub }), /^TypeError: createRedisAdapter: options.sub must be a separate connection from options.pub \(pub.duplicate\(\)\)$/);
   assert.throws(() => createRedisAdapter({ pub, sub, heartbeatInterval: 0 }), /^RangeError: options.heartbeatInterval must be a positive number of ms, got 0$/);
   assert.throws(() => createRedisAdapter({ pub, sub, prefix: '' }), /^TypeError: options.prefix must be a non-empty string, got $/);
+});
+
+test('examples/cluster: two chat nodes share one chat and one online count through Redis', async (t) => {
+  const a = await run(t, 'examples/cluster/server.js', { REDIS_URL: redis.url });
+  const b = await run(t, 'examples/cluster/server.js', { REDIS_URL: redis.url });
+  await Promise.all([a.line(/cluster node up/, 'a sees b'), b.line(/cluster node up/, 'b sees a')]);
+  const page = await http(`http://127.0.0.1:${b.port}/`);
+  assert.deepEqual([page.status, page.type], [200, 'text/html; charset=utf-8']);
+
+  const ca = await connect(t, `ws://127.0.0.1:${a.port}/ws`);
+  assert.equal((await ca.next('welcome on a')).actioncode, 'welcome');
+  assert.deepEqual(await ca.next('online on a'), push('online', { count: 1 }));
+  const cb = await connect(t, `ws://127.0.0.1:${b.port}/ws`);
+  assert.equal((await cb.next('welcome on b')).actioncode, 'welcome');
+  assert.deepEqual(await cb.next('online on b'), push('online', { count: 2 }));
+  assert.deepEqual(await ca.next('online on a, from b'), push('online', { count: 2 }));
+
+  assert.deepEqual(await cb.request('chat_send', { text: 'across' }), { ...push('chat_send', { ok: true }), id: 1 });
+  const message = await ca.next('chat message on a');
+  assert.deepEqual(message, push('chat_message', { from: 'guest', text: 'across', at: (message.data as { at: number }).at }));
+  ca.close();
+  cb.close();
+  for (const program of [a, b]) assert.deepEqual(await program.stop(), { code: 0, signal: null });
 });

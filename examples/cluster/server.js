@@ -41,7 +41,12 @@ export const hub = createManager({
     },
   },
   authenticate: () => ({ name: 'guest' }),
-  logger: { warn: (o, msg) => console.warn(msg), error: (o, msg) => console.error(msg, o.err?.message ?? '') },
+  // Cluster membership (node up / left / expired) and Redis outages, one line each.
+  logger: {
+    info: (o, msg) => console.log(msg, o.node ?? ''),
+    warn: (o, msg) => console.warn(msg, o.node ?? ''),
+    error: (o, msg) => console.error(msg, o.err?.message ?? ''),
+  },
 });
 
 // The count is cluster-wide; the node where someone came or went tells everyone.
