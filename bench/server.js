@@ -88,7 +88,8 @@ const subjects = {
 
   // The floor: no library. A minimal handshake, then the same pre-built frame written to every
   // socket, each socket corked until the end of the loop turn (what the kernel costs).
-  async floor() {
+  // `floor:plain` writes each frame at once instead (one syscall per frame, as raw ws does).
+  async floor(variant) {
     const sockets = new Set();
     let served = 0;
     const corked = [];
@@ -96,11 +97,11 @@ const subjects = {
       for (const s of corked) s.uncork();
       corked.length = 0;
     };
-    const later = process.env.FLOOR_FLUSH === 'micro' ? queueMicrotask : setImmediate;
     const write = (socket, bytes) => {
+      if (variant === 'plain') return void socket.write(bytes);
       if (socket.writableCorked === 0) {
         socket.cork();
-        if (corked.push(socket) === 1) later(flush);
+        if (corked.push(socket) === 1) setImmediate(flush);
       }
       socket.write(bytes);
     };
