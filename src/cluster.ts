@@ -242,6 +242,13 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   // --- internals ---
 
+  // Runs in timers and broker callbacks: a throwing user logger must not escape into the event loop.
+  #log(level: 'info' | 'warn', node: string, msg: string): void {
+    try {
+      this.host.logger[level]?.({ node, prefix: this.channels.prefix }, msg);
+    } catch {}
+  }
+
   #room(room: string): string {
     return `${this.channels.prefix}:room:${room}`;
   }
@@ -284,14 +291,14 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   #handle(h: Header, body: string): void {
     const from = h.f;
     if (h.k === 'bye') {
-      if (this.#peers.has(from)) this.host.logger.info?.({ node: from, prefix: this.channels.prefix }, 'wshub: cluster node left');
+      if (this.#peers.has(from)) this.#log('info', from, 'wshub: cluster node left');
       return this.#drop(from);
     }
     let peer = this.#peers.get(from);
     if (!peer) {
       peer = { ids: new Set(), seq: 0, seen: 0, mid: 0, mids: new Set(), syncing: 0 };
       this.#peers.set(from, peer);
-      this.host.logger.info?.({ node: from, prefix: this.channels.prefix }, 'wshub: cluster node up');
+      this.#log('info', from, 'wshub: cluster node up');
     }
     peer.seen = now();
     switch (h.k) {
@@ -406,7 +413,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     for (const [uid, peer] of this.#peers) {
       if (t - peer.seen <= this.heartbeatTimeout) continue;
       this.#drop(uid);
-      this.host.logger.warn?.({ node: uid, prefix: this.channels.prefix }, 'wshub: cluster node expired');
+      this.#log('warn', uid, 'wshub: cluster node expired');
     }
   }
 
