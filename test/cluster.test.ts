@@ -49,7 +49,8 @@ class BusNode extends ClusterAdapter {
   /** A muted node's messages vanish: a partition, or a process frozen by kill -STOP. */
   muted = false;
   constructor(host: AdapterHost, readonly bus: Bus) {
-    super(host, { prefix: 'bus', heartbeatInterval: HEARTBEAT, requestTimeout: 100 });
+    // A question times out well before a silent node can expire (>= 250 ms after its last word).
+    super(host, { prefix: 'bus', heartbeatInterval: HEARTBEAT, heartbeatTimeout: 6 * HEARTBEAT, requestTimeout: 50 });
     this.start();
   }
   protected publish(channel: string, message: string): boolean {
