@@ -242,11 +242,9 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   // --- internals ---
 
-  // Runs in timers and broker callbacks: a throwing user logger must not escape into the event loop.
+  // The host's logger never throws (options.ts guards it), even in timers and broker callbacks.
   #log(level: 'info' | 'warn', node: string, msg: string): void {
-    try {
-      this.host.logger[level]?.({ node, prefix: this.channels.prefix }, msg);
-    } catch {}
+    this.host.logger[level]?.({ node, prefix: this.channels.prefix }, msg);
   }
 
   #room(room: string): string {

@@ -55,6 +55,26 @@ function originCheck(v: ManagerOptions['allowOrigin']): Resolved['allowOrigin'] 
   return (origin) => allowed.has(origin.toLowerCase());
 }
 
+const LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+
+// wshub logs from timers, socket and broker callbacks: a logger that throws there would be an
+// uncaught exception, so every method is wrapped once, here, instead of at each call site.
+function guarded(logger: Logger): Logger {
+  const safe: Logger = {};
+  for (const level of LEVELS) {
+    const method = logger[level];
+    if (typeof method !== 'function') continue;
+    safe[level] = (...args: unknown[]) => {
+      try {
+        method.apply(logger, args);
+      } catch {
+        // nowhere left to report it
+      }
+    };
+  }
+  return safe;
+}
+
 export function resolveOptions(o: ManagerOptions<any, any>): Resolved { // eslint-disable-line @typescript-eslint/no-explicit-any
   if (typeof o !== 'object' || o === null) throw new TypeError('createManager options must be an object');
   const heartbeat = o.heartbeat === false ? { interval: 0 } : { interval: positive('heartbeat.interval', o.heartbeat?.interval, DEFAULT_HEARTBEAT_INTERVAL) };
@@ -90,7 +110,7 @@ export function resolveOptions(o: ManagerOptions<any, any>): Resolved { // eslin
     rateLimit,
     clientFanout: o.clientFanout ?? false,
     adapter: fn<AdapterFactory>('adapter', o.adapter) ?? ((host) => new InMemoryAdapter(host)),
-    logger: logger as Logger,
+    logger: guarded(logger as Logger),
   };
   return Object.freeze(resolved);
 }

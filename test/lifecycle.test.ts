@@ -265,6 +265,33 @@ test('a handler error with no error listener is still answered and logged', asyn
   assert.equal(hub.stats().errors, 1);
 });
 
+test('a logger that throws cannot break a reply, an event or the process; this is kept for pino', async (t) => {
+  let calls = 0;
+  const logger = {
+    prefix: 'kept',
+    error(this: { prefix: string }, ..._args: unknown[]) {
+      calls++;
+      assert.equal(this.prefix, 'kept', 'called as a method of the logger');
+      throw new Error('logger down');
+    },
+  };
+  const { hub, url } = await startHub(t, {
+    logger,
+    actions: {
+      boom() {
+        throw new Error('x');
+      },
+    },
+  });
+  const errors = times(1, 'error event');
+  hub.on('error', errors.hit);
+  const c = await connect(t, url);
+  assert.equal((await c.request('boom')).code, 4);
+  await within(errors.done, 5000, 'the error event after the logger threw');
+  assert.equal(calls, 1);
+  assert.equal((await c.request('heart_beat')).data, true);
+});
+
 test('heartbeat terminates and unregisters a client that stops answering pings, and keeps one that answers', async (t) => {
   const { hub, url } = await startHub(t, { id: idFromQuery, heartbeat: { interval: 100 } });
   const live = await connect(t, `${url}?id=live`);
