@@ -201,6 +201,15 @@ const handlers = {
     }
     return out;
   },
+  // Closes every connection (for runs that connect in several batches).
+  async reset() {
+    stopping = true;
+    await Promise.all(conns.map((c) => new Promise((r) => (c.socket.destroyed ? r() : (c.socket.once('close', r), c.socket.destroy())))));
+    conns = [];
+    total = 0;
+    stopping = false;
+    return {};
+  },
   rrStop() {
     rr.running = false;
     return {};
