@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkTargets, summarize } from './summary.js';
 
 const COLORS = { wshub: '#2563eb', ws: '#6b7280', socketio: '#d97706', floor: '#16a34a' };
 const LABELS = { wshub: 'wshub', ws: 'raw ws', socketio: 'socket.io 4', floor: 'net floor' };
@@ -77,9 +78,13 @@ export function markdownTable(rows) {
     const at = (subject) => rows.find((r) => r.scenario === scenario && r.n === n && r.subject === subject)?.[key];
     const v = Object.fromEntries(['wshub', 'ws', 'socketio', 'floor'].map((s) => [s, at(s)]));
     if (v.wshub === undefined) return;
+    const wshub = rows.find((r) => r.scenario === scenario && r.n === n && r.subject === 'wshub');
     const f = (x) => (x === undefined ? '–' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-    const r = (x) => (x === undefined ? '–' : `${(v.wshub / x).toFixed(2)}×`);
-    lines.push(`| ${label} | ${metric} | **${f(v.wshub)}** | ${f(v.ws)} | ${f(v.socketio)} | ${f(v.floor)} | ${r(v.ws)} | ${r(v.socketio)} |`);
+    const r = (other) => {
+      const x = wshub.ratios[other]?.[key === 'p99ms' ? 'p99' : key];
+      return x === undefined ? '–' : `${x.toFixed(2)}×`;
+    };
+    lines.push(`| ${label} | ${metric} | **${f(v.wshub)}** | ${f(v.ws)} | ${f(v.socketio)} | ${f(v.floor)} | ${r('ws')} | ${r('socketio')} |`);
   };
   const ns = (scenario) => [...new Set(rows.filter((r) => r.scenario === scenario).map((r) => r.n))].sort((a, b) => a - b);
   for (const n of ns('fanout')) line('fanout', n, `(a) fan-out, ${k(n)} clients`, 'CPU µs/msg', 'usPerMsg', 2);
@@ -107,9 +112,10 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const meta = lines.find((l) => l.type === 'meta');
   const summary = lines.findLast((l) => l.type === 'summary');
-  if (!summary) throw new Error(`${file} has no summary line (did the run finish?)`);
-  writeFileSync(join(here, 'chart.svg'), renderChart(summary.rows, meta));
-  const rows = summary.rows.map((r) => (r.p99 === undefined ? r : { ...r, p99ms: r.p99 / 1000 }));
-  console.log(`bench/chart.svg from ${file}; load ${meta.loadBefore.map((l) => l.toFixed(1)).join(' ')} → ${(summary.loadAfter ?? []).map((l) => l.toFixed(1)).join(' ')}\n`);
-  console.log(markdownTable(rows));
+  const rows = summarize(lines.filter((l) => l.type === 'measurement'));
+  writeFileSync(join(here, 'chart.svg'), renderChart(rows, meta));
+  const load = (l) => (l ?? []).map((x) => x.toFixed(1)).join(' ');
+  console.log(`bench/chart.svg from ${file}; load ${load(meta.loadBefore)} → ${load(summary?.loadAfter)}\n`);
+  console.log(markdownTable(rows.map((r) => (r.p99 === undefined ? r : { ...r, p99ms: r.p99 / 1000 }))));
+  for (const t of checkTargets(rows)) console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.target.padEnd(36)} ${t.ratio.toFixed(2)}`);
 }

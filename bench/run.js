@@ -12,6 +12,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.js';
+import { checkTargets, METRICS, summarize } from './summary.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
@@ -26,7 +27,7 @@ const value = (name) => {
 };
 const quick = flag('--quick');
 const prof = flag('--prof');
-const reps = Number(value('--reps') ?? (quick ? 1 : 3));
+const reps = Number(value('--reps') ?? (quick ? 1 : 5));
 const subjects = (value('--subjects') ?? ALL_SUBJECTS.join(',')).split(',');
 const valued = new Set([value('--reps'), value('--subjects')]);
 let wanted = args.filter((a) => !a.startsWith('--') && !valued.has(a));
@@ -248,49 +249,6 @@ if (want.has('reqrep')) {
 
 // --- reporting ---
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-/** Per scenario: the metric the ratios are taken on, and the columns printed. */
-const METRICS = {
-  fanout: { key: 'usPerMsg', unit: 'µs/msg', cols: [['msgPerSec', 'msg/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
-  burst: { key: 'usPerMsg', unit: 'µs/msg', cols: [['msgPerSec', 'msg/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
-  reqrep: { key: 'usPerReq', unit: 'µs/req', cols: [['reqPerSec', 'req/s', 0], ['p50', 'p50 µs', 0], ['p99', 'p99 µs', 0], ['srvUtil', 'srv%', '%']] },
-  memory: { key: 'rssKB', unit: 'KB RSS/conn', cols: [['heapKB', 'heap KB', 2], ['externalKB', 'ext KB', 2]] },
-  handshake: { key: 'usPerConn', unit: 'µs/conn', cols: [['perSec', 'conn/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
-};
-
-function summarize() {
-  const groups = new Map();
-  for (const m of measurements) {
-    const key = `${m.scenario} ${m.n}`;
-    if (!groups.has(key)) groups.set(key, { scenario: m.scenario, n: m.n, subjects: new Map() });
-    const g = groups.get(key).subjects;
-    if (!g.has(m.subject)) g.set(m.subject, []);
-    g.get(m.subject).push(m);
-  }
-  const rows = [];
-  for (const { scenario, n, subjects: bySubject } of groups.values()) {
-    const spec = METRICS[scenario];
-    const med = new Map();
-    for (const [subject, ms] of bySubject) {
-      const row = { scenario, n, subject, runs: ms.length };
-      for (const k of [spec.key, ...spec.cols.map((c) => c[0])]) row[k] = median(ms.map((m) => m[k]));
-      row.value = row[spec.key];
-      med.set(subject, row);
-    }
-    for (const row of med.values()) {
-      row.vsWs = med.has('ws') ? row.value / med.get('ws').value : undefined;
-      row.vsSocketio = med.has('socketio') ? row.value / med.get('socketio').value : undefined;
-      rows.push(row);
-    }
-  }
-  return rows;
-}
-
 const fmt = (v, how) => {
   if (v === undefined || Number.isNaN(v)) return '–';
   if (how === '%') return `${Math.round(v * 100)}%`;
@@ -304,6 +262,7 @@ function printTable(rows) {
     const rs = rows.filter((r) => r.scenario === scenario);
     if (!rs.length) continue;
     const spec = METRICS[scenario];
+    // × columns: the median of per-repetition ratios (bench/summary.js)
     const head = ['scenario', 'subject', spec.unit, '× ws', '× socket.io', ...spec.cols.map((c) => c[1])];
     lines.push(head.map((h, i) => pad(h, i < 2 ? 14 : 12, i >= 2)).join(''));
     for (const r of rs) {
@@ -318,34 +277,8 @@ function printTable(rows) {
   console.log(lines.join('\n'));
 }
 
-/** The issue's targets, checked on the medians of this run. */
-function checkTargets(rows) {
-  const get = (scenario, n, subject) => rows.find((r) => r.scenario === scenario && r.n === n && r.subject === subject);
-  const out = [];
-  const ratio = (label, scenario, n, key, other, limit, atLeast = false) => {
-    const a = get(scenario, n, 'wshub');
-    const b = get(scenario, n, other);
-    if (!a || !b) return;
-    const r = a[key] / b[key];
-    out.push({ target: label, ratio: r, limit, met: atLeast ? r >= limit : r <= limit });
-  };
-  for (const n of [SIZES.small, SIZES.big]) {
-    ratio(`fanout ${n}: wshub ≤ 0.85× ws`, 'fanout', n, 'usPerMsg', 'ws', 0.85);
-    ratio(`fanout ${n}: wshub ≤ 0.6× socket.io`, 'fanout', n, 'usPerMsg', 'socketio', 0.6);
-    ratio(`burst ${n}: wshub ≤ 0.25× ws`, 'burst', n, 'usPerMsg', 'ws', 0.25);
-    ratio(`burst ${n}: wshub ≤ 0.6× socket.io`, 'burst', n, 'usPerMsg', 'socketio', 0.6);
-  }
-  for (const n of [100, 1000]) {
-    ratio(`reqrep ${n}: µs/req ≤ 1.1× ws`, 'reqrep', n, 'usPerReq', 'ws', 1.1);
-    ratio(`reqrep ${n}: p99 ≤ 1.1× ws`, 'reqrep', n, 'p99', 'ws', 1.1);
-  }
-  ratio('memory: RSS/conn ≤ 1.15× ws', 'memory', SIZES.big, 'rssKB', 'ws', 1.15);
-  ratio('memory: heap/conn ≤ 1.15× ws', 'memory', SIZES.big, 'heapKB', 'ws', 1.15);
-  ratio('handshakes/s ≥ 0.9× ws', 'handshake', SIZES.big, 'perSec', 'ws', 0.9, true);
-  for (const t of out) {
-    console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.target.padEnd(36)} ${t.ratio.toFixed(2)}`);
-  }
-  return out;
+function printTargets(targets) {
+  for (const t of targets) console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.target.padEnd(36)} ${t.ratio.toFixed(2)}`);
 }
 
 // --- main ---
@@ -391,10 +324,11 @@ for (const session of sessions) {
 }
 
 if (measurements.length) {
-  const rows = summarize();
+  const rows = summarize(measurements);
   console.log('');
   printTable(rows);
   const targets = checkTargets(rows);
+  printTargets(targets);
   meta.loadAfter = loadavg();
   record({ type: 'summary', rows, targets, loadAfter: meta.loadAfter, seconds: (Date.now() - started) / 1000 });
   const svg = join(resultsDir, `${stamp}.svg`);
