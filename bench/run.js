@@ -152,11 +152,15 @@ async function fanout(srv, cli, state, n, turns, perTurn, warm = false) {
       const k = Math.min(windowTurns, count - done);
       const broadcasts = k * perTurn;
       state.pushes += broadcasts * n;
-      const arrived = cli.call('expect', { total: state.pushes });
+      // A window is at most WINDOW_MSGS pushes, a second or two: a missing push fails fast.
+      const arrived = cli.call('expect', { total: state.pushes }, 20_000);
       const sent = await srv.call('fan', { turns: k, perTurn, seq: state.seq });
       state.seq += broadcasts;
       if (sent.queued !== broadcasts * n) throw new Error(`server queued ${sent.queued}, expected ${broadcasts * n}`);
-      await arrived;
+      await arrived.catch(async (err) => {
+        const check = await cli.call('verify', { perConn: state.seq });
+        throw new Error(`delivery check failed: ${[err.message, ...check.problems].join('; ')}`);
+      });
       done += k;
     }
   };

@@ -89,6 +89,7 @@ const subjects = {
   // The floor: no library. A minimal handshake, then the same pre-built frame written to every
   // socket, each socket corked until the end of the loop turn (what the kernel costs).
   // `floor:plain` writes each frame at once instead (one syscall per frame, as raw ws does).
+  // `floor:lossy` skips one client per broadcast: the harness's self-test, which must fail.
   async floor(variant) {
     const sockets = new Set();
     let served = 0;
@@ -139,7 +140,8 @@ const subjects = {
       path: '/',
       broadcast(seq) {
         const frame = frameOf(JSON.stringify(envelope('push', pushData(seq))));
-        for (const socket of sockets) write(socket, frame);
+        let skip = variant === 'lossy' ? seq % sockets.size : -1;
+        for (const socket of sockets) if (skip-- !== 0) write(socket, frame);
         return sockets.size;
       },
       served: () => served,
