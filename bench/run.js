@@ -4,8 +4,10 @@
 //                     [--quick] [--reps N] [--subjects wshub,ws,…] [--prof]
 //
 // Each measurement runs in fresh processes: the server pinned to one core, the load generator
-// to another (taskset). Subjects are interleaved (A B C D A B C D …) and medians reported. The
-// primary metric is server CPU µs (user + system, process.cpuUsage) per delivered message.
+// to another (taskset). Subjects are interleaved (A B C D A B C D …); the table gives medians and
+// the medians of per-round ratios. The primary metric is server CPU µs (user + system,
+// process.cpuUsage) per delivered message: on 2 cores the load generator, not the server, often
+// limits wall-clock throughput. A run that fails the delivery check is reported, never scored.
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
