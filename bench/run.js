@@ -27,6 +27,12 @@ const value = (name) => {
   const i = args.indexOf(name);
   return i === -1 ? undefined : args[i + 1];
 };
+if (flag('--help') || flag('-h')) {
+  console.log(`node bench/run.js [${SCENARIOS.join('] [')}]
+                  [--quick] [--reps N] [--subjects ${ALL_SUBJECTS.join(',')}] [--prof]
+  subjects may also be wshub:<path to another build's index.js>, floor:plain, floor:lossy`);
+  process.exit(0);
+}
 const quick = flag('--quick');
 const prof = flag('--prof');
 const reps = Number(value('--reps') ?? (quick ? 1 : 5));
