@@ -1,9 +1,10 @@
 // Hostile frames and hostile handlers: each is answered with an error reply or a close code from
 // the tables, never a crash, and never at another client's expense.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
+import { trapCrashes } from './helpers/crash.ts';
 import { connect } from './helpers/client.ts';
 import { clientFrame, rawPeer } from './helpers/raw.ts';
 import { within } from './helpers/wait.ts';
@@ -12,19 +13,6 @@ import { HubError } from '../src/index.ts';
 assertNoLeaks();
 
 const MiB = 1024 * 1024;
-
-/** Fails the test if anything reaches the process-level crash handlers while it runs. */
-function trapCrashes(t: TestContext): unknown[] {
-  const caught: unknown[] = [];
-  const trap = (err: unknown): void => void caught.push(err);
-  process.on('uncaughtException', trap);
-  process.on('unhandledRejection', trap);
-  t.after(() => {
-    process.off('uncaughtException', trap);
-    process.off('unhandledRejection', trap);
-  });
-  return caught;
-}
 
 const err = (code: number, msg: string, actioncode: string, id?: number | string) => ({
   code,

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { z } from 'zod';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
+import { trapCrashes } from './helpers/crash.ts';
 import { connect, type Reply } from './helpers/client.ts';
 import { clientFrame, rawPeer } from './helpers/raw.ts';
 import { within } from './helpers/wait.ts';
@@ -25,15 +26,8 @@ interface Shot {
 }
 
 async function setup(t: TestContext) {
-  const caught: unknown[] = [];
-  const trap = (err: unknown): void => void caught.push(err);
-  process.on('uncaughtException', trap);
-  process.on('unhandledRejection', trap);
-  t.after(() => {
-    process.off('uncaughtException', trap);
-    process.off('unhandledRejection', trap);
-    assert.deepEqual(caught, [], 'nothing reached the process crash handlers');
-  });
+  const caught = trapCrashes(t);
+  t.after(() => assert.deepEqual(caught, [], 'nothing reached the process crash handlers'));
   const { hub, url, port } = await startHub(t, {
     heartbeat: false,
     actions: {

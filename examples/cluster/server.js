@@ -3,14 +3,10 @@
 // in a tab of one reaches tabs of the other.
 //
 //   PORT=8066 REDIS_URL=redis://127.0.0.1:6379 node examples/cluster/server.js
-import { createServer } from 'node:http';
-import { readFile } from 'node:fs/promises';
 import { createClient } from 'redis';
-import { createManager, HubError, Code } from 'wshub';
 import { createRedisAdapter } from 'wshub/redis';
+import { createChat } from '../chat/app.js';
 
-// The same page as the single-process chat: it connects to /ws on whichever node served it.
-const page = await readFile(new URL('../chat/index.html', import.meta.url));
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 // Two connections: `sub` is put in subscriber mode. Without an 'error' listener, a Redis outage
@@ -24,23 +20,9 @@ try {
   process.exit(1);
 }
 
-export const hub = createManager({
+// The same app as the single-process chat; its page connects to /ws on whichever node served it.
+export const { hub, server } = createChat({
   adapter: createRedisAdapter({ pub, sub, prefix: 'wshub-chat' }),
-  actions: {
-    chatSend(data, ctx) {
-      const text = typeof data?.text === 'string' ? data.text.trim() : '';
-      if (!text || text.length > 500) throw new HubError(Code.InvalidParams, 'text must be 1-500 characters');
-      ctx.hub.broadcast('chat_message', { from: ctx.client.data.name, text, at: Date.now() });
-      return { ok: true };
-    },
-    setName(data, ctx) {
-      const name = typeof data?.name === 'string' ? data.name.trim().slice(0, 32) : '';
-      if (!name) throw new HubError(Code.InvalidParams, 'name must not be empty');
-      ctx.client.data.name = name;
-      return { name };
-    },
-  },
-  authenticate: () => ({ name: 'guest' }),
   // Cluster membership (node up / left / expired) and Redis outages, one line each.
   logger: {
     info: (o, msg) => console.log(msg, o.node ?? ''),
@@ -48,23 +30,6 @@ export const hub = createManager({
     error: (o, msg) => console.error(msg, o.err?.message ?? ''),
   },
 });
-
-// The count is cluster-wide; the node where someone came or went tells everyone.
-const online = async () => hub.broadcast('online', { count: await hub.cluster.size() });
-hub.on('connection', (client) => {
-  client.send('welcome', { id: client.id, name: client.data.name });
-  void online();
-});
-hub.on('disconnect', () => void online());
-
-export const server = createServer((req, res) => {
-  if (req.method === 'GET' && (req.url === '/' || req.url === '/index.html')) {
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
-  } else {
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-  }
-});
-hub.handle(server, '/ws');
 
 const port = Number(process.env.PORT ?? 8066);
 server.listen(port, process.env.HOST, () => {
