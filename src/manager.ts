@@ -61,7 +61,8 @@ export interface TransportHost {
   readonly size: number;
   has(id: string): boolean;
   open(conn: Connection, id: string, data: unknown, req: IncomingMessage | undefined): Client<unknown>;
-  receive(client: Client<unknown>, data: Buffer, isBinary: boolean): void;
+  /** One inbound message, text or binary alike. */
+  receive(client: Client<unknown>, data: Buffer): void;
   pong(client: Client<unknown>): void;
   closed(client: Client<unknown>, code: number, reason: string): void;
   error(err: unknown, client?: Client<unknown>): void;
@@ -252,7 +253,7 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
       },
       has: (id) => this.#registry.has(id),
       open: (conn, id, data, req) => this.#open(conn, id, data as Data, req),
-      receive: (client, data, isBinary) => this.#receive(client as Client<Data>, data, isBinary),
+      receive: (client, data) => this.#receive(client as Client<Data>, data),
       pong: (client) => {
         client[kAlive] = true;
       },
@@ -280,14 +281,13 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
     this.#emit('disconnect', client, code, reason);
   }
 
-  #receive(client: Client<Data>, raw: Buffer, isBinary: boolean): void {
+  #receive(client: Client<Data>, raw: Buffer): void {
     const counters = this.#counters;
     counters.messagesIn++;
     counters.bytesIn += raw.length;
     client[kAlive] = true; // any message proves the peer alive, as the seed's heart_beat did
-    // Binary frames carry the same JSON (the seed's Go client sends them); `ws` has already
-    // rejected invalid UTF-8 in text frames with 1007.
-    void isBinary;
+    // Text and binary frames are decoded alike: the seed's Go client sends its JSON as binary
+    // frames, and `ws` has already rejected invalid UTF-8 in text frames with 1007.
     const msg = parseInbound(raw.toString());
     if (this.#options.rateLimit && !this.#admit(client, msg.actioncode, msg.id)) return;
     if (isFault(msg)) return this.#reply(client, msg.code, msg.fault, msg.actioncode, msg.id);

@@ -231,10 +231,10 @@ export function createTransport(host: TransportHost): Transport {
     if (code && conn.client) host.closed(conn.client, code, '');
   }
 
-  function onMessage(this: WebSocket, msg: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void {
+  function onMessage(this: WebSocket, msg: Buffer | ArrayBuffer | Buffer[]): void {
     const conn = (this as Adopted)[kConnection];
     try {
-      host.receive(conn.client!, toBuffer(msg), isBinary);
+      host.receive(conn.client!, toBuffer(msg));
     } catch (err) {
       host.error(err, conn.client);
     }
