@@ -131,8 +131,8 @@ export function createTransport(host: TransportHost): Transport {
   });
   const open = new Set<WsConnection>();
   const detachers = new Set<() => void>();
-  const adopted = new WeakSet<WebSocket>();
-  // Per transport, so a socket registered with two managers keeps one connection in each.
+  // The socket's connection, and the mark that it is adopted. Per transport, so a socket
+  // registered with two managers keeps one connection in each.
   const kConnection = Symbol('wshub.connection');
   type Adopted = WebSocket & { [kConnection]: WsConnection };
   let pending = 0; // upgrades between their checks and their WebSocket
@@ -295,13 +295,10 @@ export function createTransport(host: TransportHost): Transport {
         throw new TypeError('register() needs a ws WebSocket');
       }
       if (ws.readyState !== WebSocket.OPEN) throw new Error('register() needs an open WebSocket');
-      if (adopted.has(ws)) throw new Error('this WebSocket is already registered');
+      if (kConnection in ws) throw new Error('this WebSocket is already registered');
       const id = init.id ?? nanoid();
       if (typeof id !== 'string' || id === '') throw new TypeError('register() init.id must be a non-empty string');
       if (host.has(id)) throw new Error(`client id "${id}" is already registered`);
-      if (!host.accepting) throw new Error('register() called after close()');
-      // Only register() can be handed a socket twice: upgraded sockets never leave the transport.
-      adopted.add(ws);
       return adopt(ws, id, init.data, remoteAddressOf(ws), undefined);
     },
 
