@@ -229,15 +229,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   }
 
   protected override roomClosed(room: string): void {
-    if (this.#closed) return;
-    const p = this.unsubscribe(this.#room(room)).then(
-      () => void this.#pending.delete(p),
-      (err: unknown) => {
-        this.#pending.delete(p);
-        this.host.reportError(err);
-      },
-    );
-    this.#pending.add(p);
+    if (!this.#closed) void this.#track(this.unsubscribe(this.#room(room)));
   }
 
   // --- internals ---
@@ -255,9 +247,13 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     return `${this.channels.prefix}:node:${uid}`;
   }
 
-  /** Subscribes, tracked until the broker confirms (see `#settled`). Never rejects: `false` if it failed (reported). */
   #subscribe(channel: string): Promise<boolean> {
-    const p: Promise<boolean> = this.subscribe(channel).then(
+    return this.#track(this.subscribe(channel));
+  }
+
+  /** Tracks a (un)subscription until the broker confirms it (see `#settled`). Never rejects: `false` if it failed (reported). */
+  #track(op: Promise<void>): Promise<boolean> {
+    const p: Promise<boolean> = op.then(
       () => {
         this.#pending.delete(p);
         return true;
