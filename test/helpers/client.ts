@@ -17,6 +17,8 @@ export class TestClient {
   readonly ws: WebSocket;
   readonly frames: string[] = [];
   #waiters: ((frame: string) => void)[] = [];
+  /** request() calls waiting for the reply with their id */
+  readonly #replies = new Map<string | number, (reply: Reply) => void>();
   #nextId = 1;
   readonly #closed: Promise<{ code: number; reason: string }>;
   readonly opened: Promise<void>;
@@ -25,6 +27,14 @@ export class TestClient {
     this.ws = new WebSocket(url, options?.protocols, options);
     this.ws.on('message', (data) => {
       const frame = data.toString();
+      if (this.#replies.size > 0) {
+        const reply = JSON.parse(frame) as Reply;
+        const pending = reply.id === undefined ? undefined : this.#replies.get(reply.id);
+        if (pending) {
+          this.#replies.delete(reply.id!);
+          return pending(reply);
+        }
+      }
       const waiter = this.#waiters.shift();
       if (waiter) waiter(frame);
       else this.frames.push(frame);
@@ -57,13 +67,9 @@ export class TestClient {
   async request(actioncode: string, data?: unknown, extra: Record<string, unknown> = {}): Promise<Reply> {
     const id = this.#nextId++;
     this.ws.send(JSON.stringify({ actioncode, data, id, ...extra }));
-    for (;;) {
-      const reply = await this.next(`reply to ${actioncode} #${id}`);
-      if (reply.id === id) return reply;
-      this.frames.push(JSON.stringify(reply)); // not ours: keep it for later assertions
-      if (this.frames.length > 10_000) throw new Error('runaway frames while waiting for a reply');
-      await new Promise((r) => setImmediate(r));
-    }
+    // Other frames stay queued, in order, for later assertions.
+    const reply = new Promise<Reply>((resolve) => this.#replies.set(id, resolve));
+    return within(reply, WAIT, `reply to ${actioncode} #${id}`).finally(() => this.#replies.delete(id));
   }
 
   /** Barrier: a heart_beat round trip; every frame queued before it has arrived when this resolves. */
