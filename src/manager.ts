@@ -348,9 +348,13 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
       this.#report(new Error(`reply to "${msg.actioncode}" cannot be encoded as JSON`, { cause: err }), ctx.client);
       return this.#reply(ctx.client, Code.ServerError, 'server error', msg.actioncode, msg.id);
     }
-    if (msg.isBroadcast) this.#adapter.broadcast(frame, undefined);
-    else if (msg.clientIds) this.#adapter.broadcast(frame, { to: [...msg.clientIds, ctx.client.id] });
-    else ctx.client[kPush](frame);
+    ctx.client[kPush](frame);
+    if (!msg.isBroadcast && !msg.clientIds) return;
+    // The request id belongs to the sender: the other copies are pushes and carry none, or a
+    // recipient's own pending request with the same id would resolve with this reply.
+    const push = msg.id === undefined ? frame : new Frame(encode(Code.Success, 'success', msg.actioncode, value));
+    const except = [ctx.client.id];
+    this.#adapter.broadcast(push, msg.isBroadcast ? { except } : { to: msg.clientIds, except });
   }
 
   #fail(err: unknown, ctx: ActionContext<Data>): void {

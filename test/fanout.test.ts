@@ -122,24 +122,30 @@ test('refuses is_broadcast and client_ids with code 9 unless the action allows f
   await received(c.b!, [], 'b');
 });
 
-test('is_broadcast on an action with fanout: true sends the reply to every client', async (t) => {
+test('is_broadcast on an action with fanout: true sends the reply to every client, the request id to the sender only', async (t) => {
   const { c } = await clients(t, ['a', 'b', 'c'], { actions: fanoutActions });
-  const reply = { ...push('say', 'hi'), id: 1 };
-  assert.deepEqual(await c.a!.request('say', 'hi', { is_broadcast: true, client_ids: ['b'] }), reply);
+  assert.deepEqual(await c.a!.request('say', 'hi', { is_broadcast: true, client_ids: ['b'] }), { ...push('say', 'hi'), id: 1 });
   await received(c.a!, [], 'a gets it once');
-  await received(c.b!, [reply], 'b');
-  await received(c.c!, [reply], 'c');
+  await received(c.b!, [push('say', 'hi')], 'b');
+  await received(c.c!, [push('say', 'hi')], 'c');
   const checked = await c.a!.request('checked', 'yo', { is_broadcast: true });
   assert.deepEqual(checked, { ...push('checked', 'YO'), id: checked.id });
-  await received(c.b!, [checked], 'b, schema action');
+  await received(c.b!, [push('checked', 'YO')], 'b, schema action');
+});
+
+test("a fanned-out reply never resolves a recipient's own pending request with the same id", async (t) => {
+  const { c } = await clients(t, ['a', 'b'], { actions: { ...fanoutActions, slow: () => new Promise((r) => setTimeout(() => r('late'), 50)) } });
+  const mine = c.b!.request('slow', null); // b's request id 1, pending
+  assert.deepEqual(await c.a!.request('say', 'from a', { is_broadcast: true }), { ...push('say', 'from a'), id: 1 });
+  assert.deepEqual(await mine, { ...push('slow', 'late'), id: 1 }, "b's id 1 resolves with its own reply");
+  await received(c.b!, [push('say', 'from a')], 'b got the push without an id');
 });
 
 test('client_ids sends the reply to those ids and the sender, once even if the sender lists itself', async (t) => {
   const { c } = await clients(t, ['a', 'b', 'c'], { actions: fanoutActions });
-  const reply = { ...push('say', 'hey'), id: 1 };
-  assert.deepEqual(await c.a!.request('say', 'hey', { client_ids: ['b', 'a', 'a', 'ghost'] }), reply);
+  assert.deepEqual(await c.a!.request('say', 'hey', { client_ids: ['b', 'a', 'a', 'ghost'] }), { ...push('say', 'hey'), id: 1 });
   await received(c.a!, [], 'a gets it once');
-  await received(c.b!, [reply], 'b');
+  await received(c.b!, [push('say', 'hey')], 'b');
   await received(c.c!, [], 'c');
 });
 
@@ -148,12 +154,11 @@ test('clientFanout: true allows fan-out for every action unless it says fanout: 
     clientFanout: true,
     actions: { quiet: (data: string) => data, never: { handler: () => 1, fanout: false } },
   });
-  const reply = { ...push('quiet', 'q'), id: 1 };
-  assert.deepEqual(await c.a!.request('quiet', 'q', { client_ids: ['b'] }), reply);
-  await received(c.b!, [reply], 'b, quiet');
+  assert.deepEqual(await c.a!.request('quiet', 'q', { client_ids: ['b'] }), { ...push('quiet', 'q'), id: 1 });
+  await received(c.b!, [push('quiet', 'q')], 'b, quiet');
   const beat = await c.a!.request('heart_beat', null, { is_broadcast: true });
   assert.deepEqual(beat, { ...push('heart_beat', true), id: beat.id });
-  await received(c.b!, [beat], 'b, heart_beat');
+  await received(c.b!, [push('heart_beat', true)], 'b, heart_beat');
   const never = await c.a!.request('never', null, { is_broadcast: true });
   assert.deepEqual(never, { code: 9, msg: 'fan-out not allowed for this action', actioncode: 'never', data: null, id: never.id });
   await received(c.b!, [], 'b, never');
