@@ -254,6 +254,26 @@ const adoptAgainCmd = fc.record({ i: fc.nat(15), taken: fc.boolean() }).map(({ i
   }),
 );
 
+/**
+ * The application closes (or terminates) an adopted socket itself, not through the hub: the hub
+ * forgets it when `ws` reports the close, with the code the peer answered (1006 if terminated).
+ */
+const appCloseCmd = fc.record({ i: fc.nat(15), terminate: fc.boolean() }).map(({ i, terminate }) => {
+  const adopted = (m: Readonly<Model>) => m.clients.filter((c) => c.kind === 'adopted' && c.registered && !c.frozen);
+  return new Cmd(`the app ${terminate ? 'terminates' : 'closes'} adopted #${i}`, (m) => adopted(m).length > 0, async (m, r) => {
+    const c = pick(adopted(m), i)!;
+    const ws = r.foreign!.sockets.get(c.id)!;
+    const [code, reason] = terminate ? [1006, ''] : [4002, 'app'];
+    if (terminate) ws.terminate();
+    else ws.close(code, reason);
+    const peer = r.peers.get(c.id)!;
+    assert.deepEqual(await peer.closed(WAIT, `${c.id} to close`), { code, reason });
+    checkFrames(c, peer);
+    clientGone(m, c, code, reason);
+    return c.id;
+  });
+});
+
 const freezeCmd = fc.nat(15).map((i) =>
   new Cmd(`pause #${i}`, (m) => readers(m).length > 0, async (m, r) => {
     const c = pick(readers(m), i)!;
@@ -344,7 +364,7 @@ async function runOnce(model: Model, real: Real, start: [number, MClient['kind']
 test('one hub: every client gets exactly the frames the model predicts, through connects, closes, kicks, broadcasts, bad frames and paused readers', async (t) => {
   const caught = trapCrashes(t);
   const commands = [
-    connectCmd(0, 'upgrade'), connectCmd(0, 'adopted'), closeCmd, unregisterCmd, adoptAgainCmd, broadcastCmd, broadcastCmd, sendCmd,
+    connectCmd(0, 'upgrade'), connectCmd(0, 'adopted'), closeCmd, unregisterCmd, adoptAgainCmd, appCloseCmd, broadcastCmd, broadcastCmd, sendCmd,
     roomCmd, roomCmd, messageCmd, messageCmd, freezeCmd, floodCmd, thawCmd,
   ];
   await fc.assert(

@@ -13,7 +13,7 @@ import { closeServer, listen } from './hub.ts';
 import { Peer } from './peer.ts';
 import type { Redis, RedisServer } from './redis.ts';
 import { within } from './wait.ts';
-import { HIGH_WATER_MARK, MAX_PAYLOAD, newModel, receive, wire, type MClient, type Model } from './model.ts';
+import { broadcast, HIGH_WATER_MARK, letGo, MAX_PAYLOAD, newModel, push, receive, wire, type MClient, type Model } from './model.ts';
 
 export const WAIT = 5000;
 
@@ -234,25 +234,47 @@ export async function settle(m: Model, r: Real): Promise<void> {
     }
   }
   await Promise.all(m.clients.filter((c) => c.open && !c.frozen).map((c) => barrier(m, r, c)));
-  for (const [i, node] of r.nodes.entries()) {
-    const want = m.nodes[i]!;
-    const log = node.log;
-    assert.deepEqual(log.disconnects, want.disconnects, `node ${i}: 'disconnect' events`);
-    assert.deepEqual(log.drops, want.drops, `node ${i}: 'drop' events`);
-    // Redis outages are reported without a client; the model speaks of clients' errors only.
-    assert.deepEqual(m.cluster ? log.errors.filter((e) => !e.startsWith('- ')) : log.errors, want.errors, `node ${i}: 'error' events`);
-    const { errors, ...counters } = node.hub.stats();
-    const expected = { clients: m.clients.filter((c) => c.registered && c.node === i).length, ...want.stats };
-    if (m.cluster) delete (expected as Partial<typeof expected>).errors;
-    assert.deepEqual(m.cluster ? counters : { ...counters, errors }, expected, `node ${i}: stats()`);
-    assert.equal(node.hub.clients.size, expected.clients, `node ${i}: hub.clients.size`);
-  }
+  for (const i of r.nodes.keys()) verifyNode(m, r, i);
 }
 
-/** Thaws every paused client and checks the rest of its stream: the end of each run. */
+/** Node `i`'s events, counters and client count equal the model's. */
+function verifyNode(m: Model, r: Real, i: number): void {
+  const { hub, log } = r.nodes[i]!;
+  const want = m.nodes[i]!;
+  assert.deepEqual(log.disconnects, want.disconnects, `node ${i}: 'disconnect' events`);
+  assert.deepEqual(log.drops, want.drops, `node ${i}: 'drop' events`);
+  // Redis outages are reported without a client (and counted): the model speaks of clients' errors.
+  assert.deepEqual(m.cluster ? log.errors.filter((e) => !e.startsWith('- ')) : log.errors, want.errors, `node ${i}: 'error' events`);
+  const clients = m.clients.filter((c) => c.registered && c.node === i).length;
+  const { errors, ...counters } = hub.stats();
+  const { errors: wantErrors, ...wantCounters } = want.stats;
+  assert.deepEqual(m.cluster ? counters : { ...counters, errors }, m.cluster ? { clients, ...wantCounters } : { clients, ...wantCounters, errors: wantErrors }, `node ${i}: stats()`);
+  assert.equal(hub.clients.size, clients, `node ${i}: hub.clients.size`);
+}
+
+/**
+ * The end of each run: every paused client resumes and gets the rest of its stream; then each node
+ * shuts down right after queueing a last push to its clients, which must still arrive before the
+ * close frame (README hub.close(): "lets frames already queued go out").
+ */
 export async function finish(m: Model, r: Real): Promise<void> {
   for (const c of m.clients.filter((x) => x.frozen)) await thaw(m, r, c);
   await settle(m, r);
+  for (const [i, node] of r.nodes.entries()) {
+    const local = m.clients.filter((c) => c.registered && c.node === i);
+    const to = local.map((c) => c.id);
+    assert.equal(node.hub.broadcast('last', i, { to }), broadcast(m, i, push('last', i), { to }), `node ${i}: the last broadcast`);
+    const closing = node.hub.close({ timeout: 1000 });
+    for (const c of local) letGo(m, c, 1001, 'server shutting down');
+    await within(closing, WAIT, `node ${i}: hub.close()`);
+    for (const c of local) {
+      const peer = r.peers.get(c.id)!;
+      assert.deepEqual(await peer.closed(WAIT, `${c.id}: the shutdown close`), c.close, `${c.id}: the shutdown close`);
+      c.open = false;
+      checkFrames(c, peer);
+    }
+    verifyNode(m, r, i);
+  }
 }
 
 /** Resumes a paused reader: it gets everything queued for it (then the hub's close, if it was let go). */
