@@ -14,7 +14,7 @@ import {
   addClient, audience, broadcast, byId, CLOSE_CODES, clientGone, HIGH_WATER_MARK, joinOrLeave, letGo, push, queue, receive, ROOMS, send, validClose, wire,
   type Bad, type Json, type MClient, type Model, type Msg, type Target,
 } from './helpers/model.ts';
-import { checkFrames, Cmd, finish, notReady, pick, ready, settle, setup, teardown, thaw, WAIT, type Real } from './helpers/model-run.ts';
+import { ASK, checkFrames, Cmd, finish, notReady, pick, ready, settle, setup, teardown, thaw, WAIT, type Real } from './helpers/model-run.ts';
 
 assertNoLeaks();
 
@@ -27,6 +27,16 @@ const ZOMBIE_SENDS = false;
 
 /** Runs per property; `MODEL_RUNS=500 node --import tsx --test test/model.test.ts` explores further. */
 const RUNS = Number(process.env.MODEL_RUNS) || 1;
+/**
+ * TODO(#9): malformed messages on the cluster's channels (issue 9, item 7). Today a parseable one
+ * makes its bogus origin a peer that cluster.size() waits for, and some reach clients, corrupt
+ * presence or rooms, or crash the node; only non-JSON is ignored. Flip to true once cluster message
+ * validation is on main.
+ */
+const FORGERIES_FIXED = false;
+
+/** Per property: a failure whose shrinking meets timeouts still ends (and is reported) well within the test timeout. */
+const LIMIT = 25_000;
 const MAX_OPEN = 6; // clients open at once
 const MAX_FLOOD = 2000; // 16 KiB frames: 32 MiB, far past what loopback buffers hold
 const PAD = 'f'.repeat(16 * 1024);
@@ -338,11 +348,40 @@ const redisCmd = fc.constant(
 const hasCmd = fc.record({ node: fc.nat(1), i: fc.nat(15) }).map(({ node, i }) =>
   new Cmd(`cluster.has(#${i}) on node ${node}`, (m) => m.redisUp, async (m, r) => {
     const id = pick(ids(m), i)!;
-    const has = await within(r.nodes[node]!.hub.cluster.has(id), WAIT, `cluster.has(${id})`);
+    const has = await within(r.nodes[node]!.hub.cluster.has(id), ASK, `cluster.has(${id})`);
     assert.equal(has, byId(m, id) !== undefined, `cluster.has(${id}) on node ${node}`);
     return `${id}: ${has}`;
   }),
 );
+
+/** Malformed messages a co-tenant of the Redis could publish; SPEC: each is dropped and reported, and changes nothing. */
+const FRAME = push('forged', 1);
+const FORGERIES: { name: string; on: 'all' | 'room' | 'node'; text: string; ignoredToday?: true }[] = [
+  { name: 'not JSON', on: 'all', text: 'hello', ignoredToday: true },
+  { name: 'a header that is not an object', on: 'all', text: `[1,2]\n${FRAME}` },
+  { name: 'a broadcast with no origin', on: 'all', text: `{"k":"b"}\n${FRAME}` },
+  { name: 'an unknown kind', on: 'all', text: '{"f":"evil","k":"zz"}' },
+  { name: 'a broadcast whose body is not a frame', on: 'all', text: '{"f":"evil","k":"b"}\nnot a frame' },
+  { name: 'a room broadcast whose body is not JSON', on: 'room', text: '{"f":"evil","k":"b","t":{"rooms":["red"]}}\n<b>hi</b>' },
+  { name: 'a broadcast whose target is not lists', on: 'all', text: `{"f":"evil","k":"b","t":{"to":"c0"}}\n${FRAME}` },
+  { name: 'a send to an id that is not a string', on: 'node', text: `{"f":"evil","k":"s","i":["c0"]}\n${FRAME}` },
+  { name: 'a join to a room that is not a string', on: 'node', text: '{"f":"evil","k":"j","i":"c0","r":{"a":1}}' },
+  { name: 'a presence delta whose id is not a string', on: 'all', text: '{"f":"evil","k":"+","i":{"a":1},"s":1}' },
+  { name: 'a snapshot that is not a list of ids', on: 'node', text: '{"f":"evil","k":"snap","s":1}\n"abc"' },
+  { name: 'a question nested 5,000 deep', on: 'all', text: `{"f":"evil","k":"q","q":${'['.repeat(5000)}${']'.repeat(5000)}}` },
+];
+const forgeries = FORGERIES.filter((f) => FORGERIES_FIXED || f.ignoredToday);
+
+const forgeCmd = fc.record({ f: fc.nat(forgeries.length - 1), node: fc.nat(1) }).map(({ f, node }) => {
+  const forged = forgeries[f]!;
+  return new Cmd(`forge ${forged.name} on ${forged.on}`, (m) => m.redisUp, async (_m, r) => {
+    const { prefix, uids, forger } = r.cluster!;
+    const channel = forged.on === 'all' ? `${prefix}:all` : forged.on === 'room' ? `${prefix}:room:red` : `${prefix}:node:${uids[node]}`;
+    // Redis has handed it to every subscriber once PUBLISH returns; the nodes' questions come after it.
+    await within(forger.publish(channel, forged.text), WAIT, 'PUBLISH of the forgery');
+    return channel.slice(prefix.length);
+  });
+});
 
 /** Runs one generated sequence on fresh hubs; the failure message lists what each command resolved to. */
 async function runOnce(model: Model, real: Real, start: [number, MClient['kind'], string][], cmds: Iterable<fc.AsyncCommand<Model, Real, boolean>>): Promise<void> {
@@ -369,10 +408,10 @@ test('one hub: every client gets exactly the frames the model predicts, through 
   ];
   await fc.assert(
     fc.asyncProperty(fc.constantFrom('close' as const, 'drop' as const), fc.commands(commands, { maxCommands: 12, size: 'max' }), async (policy, cmds) => {
-      const { model, real } = await setup(policy);
+      const { model, real } = await setup(caught, policy);
       await runOnce(model, real, [[0, 'upgrade', 'red'], [0, 'adopted', 'blue']], cmds);
     }),
-    { numRuns: 20 * RUNS, includeErrorInReport: true },
+    { numRuns: 25 * RUNS, includeErrorInReport: true, skipAllAfterTimeLimit: LIMIT * RUNS },
   );
   assert.deepEqual(caught, [], 'nothing reached the process crash handlers');
 });
@@ -383,14 +422,14 @@ test('two nodes over Redis: deliveries cross nodes while Redis is up and stay lo
   t.after(() => redis.close());
   const commands = [
     connectCmd(0, 'upgrade'), connectCmd(1, 'upgrade'), closeCmd, unregisterCmd, broadcastCmd, broadcastCmd, sendCmd, roomCmd, roomCmd,
-    messageCmd, messageCmd, redisCmd, redisCmd, hasCmd,
+    messageCmd, messageCmd, redisCmd, redisCmd, hasCmd, forgeCmd,
   ];
   await fc.assert(
     fc.asyncProperty(fc.commands(commands, { maxCommands: 12, size: 'max' }), async (cmds) => {
-      const { model, real } = await setup('close', redis);
+      const { model, real } = await setup(caught, 'close', redis);
       await runOnce(model, real, [[0, 'upgrade', 'red'], [1, 'upgrade', 'red'], [0, 'upgrade', 'blue'], [1, 'upgrade', 'blue']], cmds);
     }),
-    { numRuns: 6 * RUNS, includeErrorInReport: true },
+    { numRuns: 10 * RUNS, includeErrorInReport: true, skipAllAfterTimeLimit: LIMIT * RUNS },
   );
   assert.deepEqual(caught, [], 'nothing reached the process crash handlers');
 });

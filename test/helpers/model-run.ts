@@ -16,6 +16,8 @@ import { within } from './wait.ts';
 import { broadcast, HIGH_WATER_MARK, letGo, MAX_PAYLOAD, newModel, push, receive, wire, type MClient, type Model } from './model.ts';
 
 export const WAIT = 5000;
+/** cluster.size() / has() answer in milliseconds; a lost question must fail fast. */
+export const ASK = 3000;
 
 /** What the hub reports, as lines comparable with the model's. */
 export class Log {
@@ -23,6 +25,8 @@ export class Log {
   readonly drops: string[] = [];
   readonly errors: string[] = [];
   readonly info: string[] = [];
+  /** the other nodes this node has logged as up, by cluster uid */
+  readonly peers: string[] = [];
   readonly #watchers = new Set<() => void>();
   note(): void {
     for (const watch of this.#watchers) watch();
@@ -63,6 +67,10 @@ export interface Real {
   objects: Map<string, Client<undefined>>;
   foreign: Foreign | undefined;
   redis: RedisServer | undefined;
+  /** two nodes: their channel prefix, each node's cluster uid, and a Redis client of the test's own */
+  cluster: { prefix: string; uids: string[]; forger: Redis } | undefined;
+  /** what reached the process crash handlers (trapCrashes) */
+  caught: unknown[];
   /** what each command of this run resolved to, for the failure message */
   trace: string[];
 }
@@ -100,7 +108,13 @@ async function startNode(real: Real, policy: Model['policy'], redis?: { server: 
     backpressure: { highWaterMark: HIGH_WATER_MARK, policy },
     id: (req) => idOf(req.url),
     ...(adapter && { adapter }),
-    logger: { info: (_o: unknown, msg: string) => (log.info.push(msg), log.note()) },
+    logger: {
+      info: (o: { node?: string } | undefined, msg: string) => {
+        log.info.push(msg);
+        if (msg === 'wshub: cluster node up' && o?.node) log.peers.push(o.node);
+        log.note();
+      },
+    },
   });
   hub.on('connection', (client, req) => {
     real.objects.set(client.id, client);
@@ -136,15 +150,17 @@ async function startForeign(): Promise<Foreign> {
 }
 
 /** Fresh hub node(s) for one run: one process with a foreign server, or two nodes over `redis`. */
-export async function setup(policy: Model['policy'], redis?: RedisServer): Promise<{ model: Model; real: Real }> {
+export async function setup(caught: unknown[], policy: Model['policy'], redis?: RedisServer): Promise<{ model: Model; real: Real }> {
   const model = newModel(redis ? 2 : 1, policy);
-  const real: Real = { nodes: [], peers: new Map(), objects: new Map(), foreign: undefined, redis, trace: [] };
+  const real: Real = { nodes: [], peers: new Map(), objects: new Map(), foreign: undefined, redis, cluster: undefined, caught, trace: [] };
   try {
     if (redis) {
       const prefix = nanoid();
       for (let i = 0; i < 2; i++) real.nodes.push(await startNode(real, policy, { server: redis, prefix }));
-      const formed = real.nodes.map((n, i) => n.log.until(() => n.log.info.includes('wshub: cluster node up'), `node ${i} to see the other`));
+      const formed = real.nodes.map((n, i) => n.log.until(() => n.log.peers.length > 0, `node ${i} to see the other`));
       await Promise.all(formed);
+      // each node's uid is what the other logged
+      real.cluster = { prefix, uids: [real.nodes[1]!.log.peers[0]!, real.nodes[0]!.log.peers[0]!], forger: await redis.client() };
     } else {
       real.nodes.push(await startNode(real, policy));
       real.foreign = await startForeign();
@@ -160,6 +176,7 @@ export async function setup(policy: Model['policy'], redis?: RedisServer): Promi
 export async function teardown(real: Real): Promise<void> {
   for (const peer of real.peers.values()) peer.ws.terminate();
   if (real.redis && real.nodes.some((n) => n.redis && !n.redis.pub.isReady)) {
+    // a run that ended in an outage: the next run needs Redis
     await real.redis.restart();
     await Promise.all(real.nodes.flatMap((n) => (n.redis ? [ready(n.redis.pub), ready(n.redis.sub)] : [])));
   }
@@ -169,6 +186,7 @@ export async function teardown(real: Real): Promise<void> {
     n.redis?.pub.destroy();
     n.redis?.sub.destroy();
   }
+  real.cluster?.forger.destroy();
   if (real.foreign) {
     real.foreign.wss.close();
     await closeServer(real.foreign.server);
@@ -222,6 +240,7 @@ async function barrier(m: Model, r: Real, c: MClient): Promise<void> {
  * counters equal the model's.
  */
 export async function settle(m: Model, r: Real): Promise<void> {
+  assert.deepEqual(r.caught, [], 'nothing reached the process crash handlers');
   // The hub learns of a client's own close or reset asynchronously: wait for its 'disconnect' events.
   for (const [i, { log }] of r.nodes.entries()) {
     const want = m.nodes[i]!.disconnects.length;
@@ -230,7 +249,7 @@ export async function settle(m: Model, r: Real): Promise<void> {
   if (m.cluster && m.redisUp) {
     const total = m.clients.filter((c) => c.registered).length;
     for (const [i, node] of r.nodes.entries()) {
-      assert.equal(await within(node.hub.cluster.size(), WAIT, `cluster.size() on node ${i}`), total, `cluster.size() on node ${i}`);
+      assert.equal(await within(node.hub.cluster.size(), ASK, `cluster.size() on node ${i}`), total, `cluster.size() on node ${i}`);
     }
   }
   await Promise.all(m.clients.filter((c) => c.open && !c.frozen).map((c) => barrier(m, r, c)));
@@ -250,6 +269,9 @@ function verifyNode(m: Model, r: Real, i: number): void {
   const { errors: wantErrors, ...wantCounters } = want.stats;
   assert.deepEqual(m.cluster ? counters : { ...counters, errors }, m.cluster ? { clients, ...wantCounters } : { clients, ...wantCounters, errors: wantErrors }, `node ${i}: stats()`);
   assert.equal(hub.clients.size, clients, `node ${i}: hub.clients.size`);
+  for (const c of m.clients.filter((x) => x.registered && x.node === i)) {
+    assert.deepEqual([...hub.clients.get(c.id)!.rooms].sort(), [...c.rooms].sort(), `${c.id}.rooms`);
+  }
 }
 
 /**
