@@ -206,12 +206,12 @@ test("clients' client_ids and is_broadcast fan-out reach ids on other nodes once
   const c = await clientsOn(t, nodes, 2);
   const reply = await c.a0!.request('echo', 'x', { client_ids: ['b0', 'c1', 'a0'] });
   assert.deepEqual(reply, { ...push('echo', 'x'), id: 1 });
-  const fanned = { ...push('echo', 'x'), id: 1 };
+  const fanned = push('echo', 'x'); // copies to others are pushes: the request id is the sender's
   await expectOnly(nodes[0]!, c, { b0: [fanned], c1: [fanned] });
 
   const all = await c.b1!.request('echo', 'y', { is_broadcast: true });
   assert.deepEqual(all, { ...push('echo', 'y'), id: 1 });
-  const y = { ...push('echo', 'y'), id: 1 };
+  const y = push('echo', 'y');
   await expectOnly(nodes[1]!, c, { a0: [y], a1: [y], b0: [y], c0: [y], c1: [y] });
 });
 
