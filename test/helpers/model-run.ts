@@ -13,7 +13,8 @@ import { closeServer, listen } from './hub.ts';
 import { Peer } from './peer.ts';
 import type { Redis, RedisServer } from './redis.ts';
 import { within } from './wait.ts';
-import { broadcast, HIGH_WATER_MARK, letGo, MAX_PAYLOAD, newModel, push, receive, wire, type MClient, type Model } from './model.ts';
+import { broadcast, HIGH_WATER_MARK, letGo, MAX_PAYLOAD, newModel, push, receive, wire } from './model.ts';
+import type { MClient, Model } from './model.ts';
 
 export const WAIT = 5000;
 /** cluster.size() / has() answer in milliseconds; a lost question must fail fast. */
@@ -249,7 +250,8 @@ export async function settle(m: Model, r: Real): Promise<void> {
   if (m.cluster && m.redisUp) {
     const total = m.clients.filter((c) => c.registered).length;
     for (const [i, node] of r.nodes.entries()) {
-      assert.equal(await within(node.hub.cluster.size(), ASK, `cluster.size() on node ${i}`), total, `cluster.size() on node ${i}`);
+      const size = await within(node.hub.cluster.size(), ASK, `cluster.size() on node ${i}`);
+      assert.equal(size, total, `cluster.size() on node ${i}`);
     }
   }
   await Promise.all(m.clients.filter((c) => c.open && !c.frozen).map((c) => barrier(m, r, c)));
@@ -263,11 +265,17 @@ function verifyNode(m: Model, r: Real, i: number): void {
   assert.deepEqual(log.disconnects, want.disconnects, `node ${i}: 'disconnect' events`);
   assert.deepEqual(log.drops, want.drops, `node ${i}: 'drop' events`);
   // Redis outages are reported without a client (and counted): the model speaks of clients' errors.
-  assert.deepEqual(m.cluster ? log.errors.filter((e) => !e.startsWith('- ')) : log.errors, want.errors, `node ${i}: 'error' events`);
+  const errors = m.cluster ? log.errors.filter((e) => !e.startsWith('- ')) : log.errors;
+  assert.deepEqual(errors, want.errors, `node ${i}: 'error' events`);
   const clients = m.clients.filter((c) => c.registered && c.node === i).length;
-  const { errors, ...counters } = hub.stats();
-  const { errors: wantErrors, ...wantCounters } = want.stats;
-  assert.deepEqual(m.cluster ? counters : { ...counters, errors }, m.cluster ? { clients, ...wantCounters } : { clients, ...wantCounters, errors: wantErrors }, `node ${i}: stats()`);
+  const stats: Partial<ReturnType<typeof hub.stats>> = hub.stats();
+  const expected: Partial<ReturnType<typeof hub.stats>> = { clients, ...want.stats };
+  if (m.cluster) {
+    // Redis outages are counted as errors, at moments the model does not pin down
+    delete stats.errors;
+    delete expected.errors;
+  }
+  assert.deepEqual(stats, expected, `node ${i}: stats()`);
   assert.equal(hub.clients.size, clients, `node ${i}: hub.clients.size`);
   for (const c of m.clients.filter((x) => x.registered && x.node === i)) {
     assert.deepEqual([...hub.clients.get(c.id)!.rooms].sort(), [...c.rooms].sort(), `${c.id}.rooms`);
@@ -285,7 +293,8 @@ export async function finish(m: Model, r: Real): Promise<void> {
   for (const [i, node] of r.nodes.entries()) {
     const local = m.clients.filter((c) => c.registered && c.node === i);
     const to = local.map((c) => c.id);
-    assert.equal(node.hub.broadcast('last', i, { to }), broadcast(m, i, push('last', i), { to }), `node ${i}: the last broadcast`);
+    const want = broadcast(m, i, push('last', i), { to });
+    assert.equal(node.hub.broadcast('last', i, { to }), want, `node ${i}: the last broadcast`);
     const closing = node.hub.close({ timeout: 1000 });
     for (const c of local) letGo(m, c, 1001, 'server shutting down');
     await within(closing, WAIT, `node ${i}: hub.close()`);
@@ -307,7 +316,8 @@ export async function thaw(m: Model, r: Real, c: MClient): Promise<void> {
   if (c.registered) {
     // Every frame queued before must arrive before a barrier: the barrier's reply is itself subject
     // to backpressure until the server's buffer has drained.
-    await peer.until(() => peer.frames.length >= c.expected.length || peer.closedWith !== undefined, WAIT, `${c.id}: frames queued while paused`);
+    const all = () => peer.frames.length >= c.expected.length || peer.closedWith !== undefined;
+    await peer.until(all, WAIT, `${c.id}: the ${c.expected.length - c.checked} frames queued while paused`);
     c.overMark = false;
     checkFrames(c, peer);
     return;

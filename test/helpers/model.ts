@@ -243,7 +243,9 @@ export function wire(msg: Msg, id: string): { payload: string | Buffer; binary: 
     case 'say':
       return text({ actioncode: 'say', data: msg.text, id });
     case 'shout': {
-      const fan = msg.fan === 'all' ? { is_broadcast: true } : msg.fan === 'none' ? { is_broadcast: false, client_ids: [] } : { client_ids: msg.fan };
+      // 'none' is what the seed's clients send by default
+      const fan =
+        msg.fan === 'all' ? { is_broadcast: true } : msg.fan === 'none' ? { is_broadcast: false, client_ids: [] } : { client_ids: msg.fan };
       return text({ actioncode: 'shout', data: msg.data, id, ...fan });
     }
     case 'denied':
