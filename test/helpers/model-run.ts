@@ -232,6 +232,7 @@ async function barrier(m: Model, r: Real, c: MClient): Promise<void> {
   peer.ws.send(wire({ t: 'heart_beat' }, id).payload);
   await peer.until(() => peer.frames.includes(reply, c.checked) || peer.closedWith !== undefined, WAIT, `${c.id}: barrier ${id}`);
   checkFrames(c, peer);
+  assert.equal(peer.closedWith, undefined, `${c.id} was closed, though registered`);
 }
 
 /**
