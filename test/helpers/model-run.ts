@@ -238,8 +238,9 @@ async function barrier(m: Model, r: Real, c: MClient): Promise<void> {
 /**
  * Quiescence, then the property: with Redis up, `cluster.size()` on each node (a barrier: a node
  * answers after everything the other published before the question, README "Presence") equals the
- * model's count; every open reading client's frames equal the model's; each node's events and
- * counters equal the model's.
+ * model's count; a heart_beat round trip per open reading client (its reply follows every frame
+ * queued for it before), whose frames must then equal the model's; each node's events, counters
+ * and clients' rooms equal the model's.
  */
 export async function settle(m: Model, r: Real): Promise<void> {
   assert.deepEqual(r.caught, [], 'nothing reached the process crash handlers');

@@ -15,7 +15,14 @@
 //   it is down, a node's deliveries reach only its own clients and messages for the other node
 //   (send, remote join/leave) are dropped, not queued.
 // - stats(): messagesIn/bytesIn count messages from registered clients (payload bytes),
-//   messagesOut/bytesOut frames queued (wire bytes), dropped the frames refused by backpressure.
+//   messagesOut/bytesOut frames queued (wire bytes), dropped the frames refused by backpressure;
+//   'error' is emitted for a handler's throw and a protocol violation, with the client.
+// - hub.close() lets a push queued just before it go out, then closes everyone with 1001.
+// - cluster.size() / has() (Redis up) are every node's registered clients; a malformed message on
+//   the cluster's channels changes nothing (SPEC: dropped and reported).
+// Where the SPEC and README are silent, the model follows the implementation and says so: an
+// adopted socket keeps its own server's maxPayload; unregister() of an id that is not registered
+// returns false before looking at the close code.
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
@@ -306,7 +313,7 @@ export function receive(m: Model, sender: MClient, msg: Msg, id: string): void {
       return void reply(true);
     case 'echo':
       return void reply(msg.data);
-    case 'oversize': // an adopted socket keeps its own server's maxPayload (ws's 100 MiB)
+    case 'oversize': // an adopted socket keeps its own server's maxPayload (ws's 100 MiB): README is silent
       return void reply(BIG);
     case 'say':
       broadcast(m, sender.node, push('said', { from: sender.id, text: msg.text }), undefined);
