@@ -1,0 +1,90 @@
+// What the cluster test files share: a node's log as events, clients named by node, and the
+// "exactly these frames, then the marker" check that proves exactly-once delivery.
+import type { TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter, once } from 'node:events';
+import { nanoid } from 'nanoid';
+import { connect, type Reply, type TestClient } from './client.ts';
+import type { Started } from './hub.ts';
+import type { Manager } from '../../src/index.ts';
+
+/** Log lines of one node, as events: the adapter's presence changes are observable without polling. */
+export class Log extends EventEmitter {
+  readonly lines: { msg: string; node?: string }[] = [];
+  readonly logger = {
+    info: (o: { node?: string }, msg: string) => this.#line(o, msg),
+    warn: (o: { node?: string }, msg: string) => this.#line(o, msg),
+  };
+  #line(o: { node?: string }, msg: string): void {
+    this.lines.push({ msg, ...(o?.node ? { node: o.node } : {}) });
+    this.emit(msg, o?.node);
+  }
+  /** Resolves once `msg` has been logged `n` times. */
+  async count(msg: string, n: number): Promise<void> {
+    while (this.lines.filter((l) => l.msg === msg).length < n) await once(this, msg);
+  }
+}
+
+export interface HubNode extends Started<undefined> {
+  log: Log;
+  errors: Error[];
+}
+
+/** Actions the cluster tests drive: join a room, echo (for client_ids / is_broadcast fan-out). */
+export const actions = {
+  join(data: { room: string }, ctx: { hub: Manager<undefined>; client: { id: string } }) {
+    return ctx.hub.join(ctx.client.id, data.room);
+  },
+  echo(data: unknown) {
+    return data;
+  },
+};
+
+/** Clients `<letter><i>` on each node: a0, a1 on the first, b0, b1 on the second… */
+export async function clientsOn(t: TestContext, nodes: Started<undefined>[], perNode: number): Promise<Record<string, TestClient>> {
+  const clients: Record<string, TestClient> = {};
+  for (const [n, node] of nodes.entries()) {
+    for (let i = 0; i < perNode; i++) {
+      const id = `${String.fromCharCode(97 + n)}${i}`;
+      clients[id] = await connect(t, `${node.url}?id=${id}`);
+    }
+  }
+  return clients;
+}
+
+export const push = (actioncode: string, data: unknown): Reply => ({ code: 0, msg: 'success', actioncode, data });
+
+/**
+ * Every client's next frames are exactly `expected[id]` (default: nothing), then markers sent by
+ * `from`, the node that published what is checked. With sharded pub/sub one publisher's order holds
+ * per channel only, so there is a marker on every kind of channel: one broadcast to all, one `send`
+ * to each client (its node's channel), one broadcast per room in `rooms[id]` (the rooms each client
+ * is in). A client is done when every marker meant for it has arrived. With `ordered: false` the
+ * frames are compared as a multiset: a room message and a direct one may cross on two shards.
+ */
+export async function expectOnly(
+  from: Started<undefined>,
+  clients: Record<string, TestClient>,
+  expected: Record<string, Reply[]>,
+  rooms: Record<string, string[]> = {},
+  { ordered = true } = {},
+): Promise<void> {
+  const m = nanoid();
+  from.hub.broadcast('marker', `${m}:all`);
+  for (const id of Object.keys(clients)) from.hub.send(id, 'marker', `${m}:to`);
+  for (const room of new Set(Object.values(rooms).flat())) from.hub.broadcast('marker', `${m}:room:${room}`, { rooms: [room] });
+  for (const [id, client] of Object.entries(clients)) {
+    const waiting = new Set([`${m}:all`, `${m}:to`, ...(rooms[id] ?? []).map((room) => `${m}:room:${room}`)]);
+    const got: Reply[] = [];
+    while (waiting.size > 0) {
+      const frame = await client.next(`${id}: frames up to the markers ${[...waiting].join(', ')}`);
+      if (frame.actioncode === 'marker' && typeof frame.data === 'string' && frame.data.startsWith(m)) {
+        assert.ok(waiting.delete(frame.data), `${id} got marker ${frame.data} twice or not meant for it`);
+        continue;
+      }
+      got.push(frame);
+    }
+    const sort = (frames: Reply[]) => (ordered ? frames : frames.toSorted((x, y) => (JSON.stringify(x) < JSON.stringify(y) ? -1 : 1)));
+    assert.deepEqual(sort(got), sort(expected[id] ?? []), `frames to ${id}`);
+  }
+}
