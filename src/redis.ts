@@ -19,9 +19,19 @@ export interface RedisClient {
   sPublish?(channel: string, message: string): Promise<unknown>;
   sSubscribe?(channel: string, listener: Listener): Promise<unknown>;
   sUnsubscribe?(channel: string, listener?: Listener): Promise<unknown>;
-  on(event: 'error' | 'ready', listener: (err?: unknown) => void): unknown;
-  off(event: 'error' | 'ready', listener: (err?: unknown) => void): unknown;
+  on(event: ClientEvent, listener: (err?: unknown) => void): unknown;
+  off(event: ClientEvent, listener: (err?: unknown) => void): unknown;
 }
+
+type ClientEvent = 'error' | 'ready' | 'node-error' | 'node-ready';
+
+// A cluster client (createCluster) never emits 'ready', and 'error' only when topology discovery
+// fails: its node connections report as 'node-error' / 'node-ready' (@redis/client
+// cluster/cluster-slots.js #createClient). 'node-ready' after a failover is when an SSUBSCRIBE
+// that failed while its shard had no master can be retried: node-redis drops it (#14). A single
+// client never emits the node- events.
+const ERROR_EVENTS = ['error', 'node-error'] as const;
+const READY_EVENTS = ['ready', 'node-ready'] as const;
 
 /** Options of {@link createRedisAdapter}. Durations in ms. */
 export interface RedisAdapterOptions extends ClusterOptions {
@@ -67,8 +77,8 @@ class RedisAdapter extends ClusterAdapter {
     this.ordered = !this.#sharded;
     // node-redis emits 'error' on every failed reconnect; unlistened, that is a crash.
     for (const client of new Set([this.#pub, this.#sub])) {
-      client.on('error', this.#onError);
-      client.on('ready', this.#onReady);
+      for (const event of ERROR_EVENTS) client.on(event, this.#onError);
+      for (const event of READY_EVENTS) client.on(event, this.#onReady);
     }
     this.start();
   }
@@ -94,8 +104,8 @@ class RedisAdapter extends ClusterAdapter {
       await super.close();
     } finally {
       for (const client of new Set([this.#pub, this.#sub])) {
-        client.off('error', this.#onError);
-        client.off('ready', this.#onReady);
+        for (const event of ERROR_EVENTS) client.off(event, this.#onError);
+        for (const event of READY_EVENTS) client.off(event, this.#onReady);
       }
     }
   }
