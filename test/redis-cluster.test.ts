@@ -73,8 +73,7 @@ async function startNode(t: TestContext, prefix: string, options: ClientOptions)
 }
 
 /** `n` nodes on one prefix, each having seen every other: their cluster channels are subscribed. */
-async function startNodes(t: TestContext, n: number, options: ClientOptions = {}): Promise<Node[]> {
-  const prefix = nanoid();
+async function startNodes(t: TestContext, n: number, options: ClientOptions = {}, prefix = nanoid()): Promise<Node[]> {
   const nodes: Node[] = [];
   for (let i = 0; i < n; i++) nodes.push(await startNode(t, prefix, options));
   await within(Promise.all(nodes.map((node) => node.log.count('wshub: cluster node up', n - 1))), 5000, 'cluster formed');
@@ -181,14 +180,14 @@ test('presence is cluster-wide on a Redis Cluster: size() and has() see every no
 
 // --- topology changes in the middle of a stream ---
 
-// TODO(#14): cases today's code does not pass; each names what it needs (see the README's Redis
-// Cluster section and the #14 notes). Flip one to true to run its assertions.
-/** Per-publisher order on a channel also across a slot move or failover (node-redis retries a MOVED publish after rediscovery, behind later ones). */
+/**
+ * TODO(#14): one publisher's order on one channel also through a slot move or failover. Not yet:
+ * node-redis answers a MOVED publish by awaiting a topology rediscovery and only then retrying it
+ * (@redis/client cluster/index.js `_execute`), while publishes issued meanwhile are already routed
+ * by the refilled slot table (cluster/cluster-slots.js `#discover`) and overtake it. Needs
+ * per-channel sequence numbers in cluster.ts (or a fix in node-redis). Flip to run the check.
+ */
 const ORDER_THROUGH_TOPOLOGY_CHANGES = false;
-/** A room joined while a shard has no master is subscribed once the cluster is back (node-redis drops a failed SSUBSCRIBE; RedisCluster never emits 'ready', so wshub never retries). */
-const RESUBSCRIBE_AFTER_CLUSTER_OUTAGE = true;
-/** The end of a cluster outage is noticed: 'wshub: redis reachable again' is logged and the next outage is reported again. */
-const CLUSTER_RECOVERY_IS_SIGNALLED = true;
 
 /** Arrivals of one actioncode's sequence numbers at one client, with their times. */
 class Arrivals extends EventEmitter {
@@ -228,7 +227,7 @@ interface Stage {
   clients: Record<string, TestClient>;
   /** two rooms per master; b0 and c0 are members of all */
   rooms: Map<string, number>;
-  /** the streamed room, its channel's slot, the master owning it (it has a live replica) */
+  /** the streamed room, its channel's slot, the master owning it: it has a live replica and also holds `<prefix>:all` */
   room: string;
   slot: number;
   master: number;
@@ -250,9 +249,10 @@ interface Outcome {
 }
 
 /**
- * Three nodes with two clients each; b0 and c0 are members of two rooms per master. Node a streams
- * numbered broadcasts every 5 ms to a room whose channel is on a master with a live replica, and to
- * a control room on another master; `disrupt` changes the topology in the middle and resolves once
+ * Three nodes with two clients each; b0 and c0 are members of two rooms per master. The prefix is
+ * chosen so that `<prefix>:all` (heartbeats, presence, questions) is on a master with a live
+ * replica. Node a streams numbered broadcasts every 5 ms to a room on that same master, and to a
+ * control room on another master; `disrupt` changes the topology in the middle and resolves once
  * the cluster has settled. Checks that the stream resumes by itself within `bound(settled)` ms, that
  * each member gets each number at most once, that nothing published after it is back is lost, and
  * that afterwards every room, from every node, reaches both members exactly once and presence is
@@ -264,21 +264,24 @@ async function streamThrough(
   bound: (settled: number) => number,
   options: ClientOptions = {},
 ): Promise<Outcome & { stage: Stage }> {
-  const nodes = (await startNodes(t, 3, options)) as [Node, Node, Node];
+  const view = await cluster.view();
+  const withReplica = (port: number) => view.some((v) => v.master === view.find((m) => m.port === port)!.id && !v.flags.includes('fail'));
+  let prefix = nanoid();
+  while (!withReplica(await cluster.masterOf(await cluster.slot(`${prefix}:all`)))) prefix = nanoid();
+  const nodes = (await startNodes(t, 3, options, prefix)) as [Node, Node, Node];
   const [a, b, cc] = nodes;
   const clients = await clientsOn(t, nodes, 2);
-  const rooms = await roomsOnEveryMaster(a.prefix, 2);
+  const rooms = await roomsOnEveryMaster(prefix, 2);
   for (const room of rooms.keys()) {
     assert.equal(b.hub.join('b0', room), true);
     assert.equal(cc.hub.join('c0', room), true);
   }
   assert.equal(await b.hub.cluster.size(), 6);
   assert.equal(await cc.hub.cluster.size(), 6);
-  const view = await cluster.view();
-  const withReplica = (port: number) => view.some((v) => v.master === view.find((m) => m.port === port)!.id && !v.flags.includes('fail'));
-  const room = [...rooms].find(([, master]) => withReplica(master))![0];
-  const control = [...rooms].find(([, master]) => master !== rooms.get(room))![0];
-  const stage: Stage = { nodes, clients, rooms, room, slot: await cluster.slot(`${a.prefix}:room:${room}`), master: rooms.get(room)! };
+  const master = await cluster.masterOf(await cluster.slot(`${prefix}:all`));
+  const room = [...rooms].find(([, m]) => m === master)![0];
+  const control = [...rooms].find(([, m]) => m !== master)![0];
+  const stage: Stage = { nodes, clients, rooms, room, slot: await cluster.slot(`${prefix}:room:${room}`), master };
   const members = [new Arrivals(clients.b0!, 'seq'), new Arrivals(clients.c0!, 'seq')];
   const controls = [new Arrivals(clients.b0!, 'ctl'), new Arrivals(clients.c0!, 'ctl')];
 
@@ -397,7 +400,10 @@ const BACKOFF = 2200;
 /** Timer lateness and the new subscriptions' round trips on a loaded machine. */
 const SLACK = 1500;
 
-/** Kills the stream's master; while its shard has no master, b1 and c1 join new rooms (one on that shard, one elsewhere). */
+/**
+ * Kills the stream's master (also the master of `<prefix>:all`: heartbeats and presence stop too);
+ * while its shard has no master, b1 and c1 join new rooms, one on that shard and one elsewhere.
+ */
 async function killMidStream(t: TestContext, refresh: number, backoff: number, options: ClientOptions): Promise<void> {
   let joined: { dead: string; live: string } | undefined;
   const { stage } = await streamThrough(
@@ -419,25 +425,21 @@ async function killMidStream(t: TestContext, refresh: number, backoff: number, o
     options,
   );
   const [a, b] = stage.nodes;
-  // Node a's publishes to the dead shard failed: reported once. Sharded pub/sub on the other shards
-  // goes on while the cluster is down (cluster-allow-pubsubshard-when-down, on by default).
-  assert.equal(a.errors[0]?.message, 'wshub: redis unreachable; delivering locally only');
-  t.diagnostic(`errors: ${stage.nodes.map((n) => n.errors.map((e) => `${e.message}${e.cause ? ` (${(e.cause as Error).name}: ${(e.cause as Error).message})` : ''}`).join(' | ')).join(' || ')}`);
-  if (CLUSTER_RECOVERY_IS_SIGNALLED) {
-    // The last word on every node is the recovery: the next outage will be reported again.
-    for (const node of stage.nodes) {
-      const states = node.log.lines.filter((l) => /^wshub: redis (unreachable|reachable again)/.test(l.msg)).map((l) => l.msg);
-      assert.equal(states.at(-1), 'wshub: redis reachable again', `outage and recovery on a node: ${states.join(', ')}`);
-    }
+  // Every node was connected to the dead master (node-redis connects to all masters): each reports
+  // the outage, and the last word on each is the recovery, so the next outage is reported again.
+  for (const node of stage.nodes) {
+    const states = node.log.lines.filter((l) => /^wshub: redis (unreachable|reachable again)/.test(l.msg)).map((l) => l.msg);
+    assert.equal(states[0], 'wshub: redis unreachable; delivering locally only');
+    assert.equal(states.at(-1), 'wshub: redis reachable again', `outage and recovery on a node: ${states.join(', ')}`);
   }
-  if (RESUBSCRIBE_AFTER_CLUSTER_OUTAGE) {
-    const { dead, live } = joined!;
-    assert.equal(await b.hub.cluster.size(), 6);
-    assert.deepEqual([await shardSubscribers(`${a.prefix}:room:${dead}`), await shardSubscribers(`${a.prefix}:room:${live}`)], [1, 1]);
-    a.hub.broadcast('late', dead, { rooms: [dead] });
-    a.hub.broadcast('late', live, { rooms: [live] });
-    await expectOnly(a, stage.clients, { b1: [push('late', dead)], c1: [push('late', live)] }, { b1: [dead], c1: [live] });
-  }
+  // The rooms joined during the outage are subscribed and deliver; the one on the dead shard failed
+  // its SSUBSCRIBE (reported) and was subscribed again on the promoted master's 'node-ready'.
+  const { dead, live } = joined!;
+  assert.equal(await b.hub.cluster.size(), 6);
+  assert.deepEqual([await shardSubscribers(`${a.prefix}:room:${dead}`), await shardSubscribers(`${a.prefix}:room:${live}`)], [1, 1]);
+  a.hub.broadcast('late', dead, { rooms: [dead] });
+  a.hub.broadcast('late', live, { rooms: [live] });
+  await expectOnly(a, stage.clients, { b1: [push('late', dead)], c1: [push('late', live)] }, { b1: [dead], c1: [live] });
 }
 
 /** A room name whose channel `<prefix>:room:<name>` is on a master `which` accepts (by port). */
