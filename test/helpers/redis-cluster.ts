@@ -157,7 +157,7 @@ async function until(check: () => Promise<boolean>, ms: number, what: string): P
   throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
 }
 
-export function parseNodes(text: string): NodeView[] {
+function parseNodes(text: string): NodeView[] {
   return text
     .trim()
     .split('\n')
