@@ -1,13 +1,12 @@
 import { test, before, after } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { EventEmitter } from 'node:events';
 import { nanoid } from 'nanoid';
 import { createCluster } from 'redis';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
 import type { TestClient } from './helpers/client.ts';
 import { startRedisCluster, type RedisCluster } from './helpers/redis-cluster.ts';
-import { Log, actions, clientsOn, expectOnly, push, type HubNode } from './helpers/nodes.ts';
+import { Arrivals, Log, actions, clientsOn, expectOnly, push, type HubNode } from './helpers/nodes.ts';
 import { within } from './helpers/wait.ts';
 import { createRedisAdapter } from '../src/redis.ts';
 
@@ -91,15 +90,6 @@ async function roomsOnEveryMaster(prefix: string, perMaster: number): Promise<Ma
   return rooms;
 }
 
-/** Subscribers of a sharded channel, summed over the masters (only its slot's owner has any). */
-async function shardSubscribers(channel: string): Promise<number> {
-  let total = 0;
-  for (const port of await cluster.masters()) {
-    total += Number(((await cluster.command(port, 'PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1]);
-  }
-  return total;
-}
-
 test('every delivery kind reaches every node exactly once over sharded pub/sub on a Redis Cluster', async (t) => {
   const nodes = await startNodes(t, 3);
   const [a, b, cc] = nodes as [Node, Node, Node];
@@ -131,7 +121,7 @@ test('every delivery kind reaches every node exactly once over sharded pub/sub o
   assert.equal(await a.hub.cluster.size(), 6);
   assert.equal(await b.hub.cluster.size(), 6);
   assert.deepEqual(
-    [await shardSubscribers(`${a.prefix}:room:${red}`), await shardSubscribers(`${a.prefix}:room:${green}`), await shardSubscribers(`${a.prefix}:room:${blue}`)],
+    [await cluster.shardSubscribers(`${a.prefix}:room:${red}`), await cluster.shardSubscribers(`${a.prefix}:room:${green}`), await cluster.shardSubscribers(`${a.prefix}:room:${blue}`)],
     [2, 1, 2],
   );
   const inRooms = { a0: [red], b0: [red], c0: [green], c1: [blue], b1: [blue] };
@@ -146,7 +136,7 @@ test('every delivery kind reaches every node exactly once over sharded pub/sub o
   // remote leave: the node unsubscribes once its last member leaves
   assert.equal(a.hub.leave('b1', blue), false);
   assert.equal(await a.hub.cluster.size(), 6);
-  assert.equal(await shardSubscribers(`${a.prefix}:room:${blue}`), 1);
+  assert.equal(await cluster.shardSubscribers(`${a.prefix}:room:${blue}`), 1);
   b.hub.broadcast('paint', 'blue', { rooms: [blue] });
   await expectOnly(b, c, { c1: [push('paint', 'blue')] }, { ...inRooms, b1: [] });
 
@@ -185,39 +175,6 @@ test('presence is cluster-wide on a Redis Cluster: size() and has() see every no
  * per-channel sequence numbers in cluster.ts (or a fix in node-redis). Flip to run the check.
  */
 const ORDER_THROUGH_TOPOLOGY_CHANGES = false;
-
-/** Arrivals of one actioncode's sequence numbers at one client, with their times. */
-class Arrivals extends EventEmitter {
-  readonly got: { n: number; at: number }[] = [];
-  constructor(client: TestClient, actioncode: string) {
-    super();
-    client.ws.on('message', (data) => {
-      const frame = JSON.parse(String(data)) as { actioncode: string; data: number };
-      if (frame.actioncode !== actioncode) return;
-      this.got.push({ n: frame.data, at: performance.now() });
-      this.emit('n', frame.data);
-    });
-  }
-  /** Resolves the arrival time of the first number satisfying `pred` (already arrived or not). */
-  async first(pred: (n: number) => boolean, ms: number, what: string): Promise<number> {
-    const find = () => this.got.find((g) => pred(g.n));
-    if (!find()) {
-      let on!: (n: number) => void;
-      await within(
-        new Promise<void>((resolve) => this.on('n', (on = (n) => pred(n) && resolve()))),
-        ms,
-        what,
-      ).finally(() => this.off('n', on));
-    }
-    return find()!.at;
-  }
-  /** The longest silence between two arrivals, ms. */
-  gap(): number {
-    let max = 0;
-    for (let i = 1; i < this.got.length; i++) max = Math.max(max, this.got[i]!.at - this.got[i - 1]!.at);
-    return max;
-  }
-}
 
 interface Stage {
   nodes: [Node, Node, Node];
@@ -435,7 +392,7 @@ async function killMidStream(t: TestContext, refresh: number, backoff: number, o
   // its SSUBSCRIBE (reported) and was subscribed again on the promoted master's 'node-ready'.
   const { dead, live } = joined!;
   assert.equal(await b.hub.cluster.size(), 6);
-  assert.deepEqual([await shardSubscribers(`${a.prefix}:room:${dead}`), await shardSubscribers(`${a.prefix}:room:${live}`)], [1, 1]);
+  assert.deepEqual([await cluster.shardSubscribers(`${a.prefix}:room:${dead}`), await cluster.shardSubscribers(`${a.prefix}:room:${live}`)], [1, 1]);
   a.hub.broadcast('late', dead, { rooms: [dead] });
   a.hub.broadcast('late', live, { rooms: [live] });
   await expectOnly(a, stage.clients, { b1: [push('late', dead)], c1: [push('late', live)] }, { b1: [dead], c1: [live] });

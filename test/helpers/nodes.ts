@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { nanoid } from 'nanoid';
 import { connect, type Reply, type TestClient } from './client.ts';
+import { within } from './wait.ts';
 import type { Started } from './hub.ts';
 import type { Manager } from '../../src/index.ts';
 
@@ -86,5 +87,38 @@ export async function expectOnly(
     }
     const sort = (frames: Reply[]) => (ordered ? frames : frames.toSorted((x, y) => (JSON.stringify(x) < JSON.stringify(y) ? -1 : 1)));
     assert.deepEqual(sort(got), sort(expected[id] ?? []), `frames to ${id}`);
+  }
+}
+
+/** Arrivals of one actioncode's sequence numbers at one client, with their times. */
+export class Arrivals extends EventEmitter {
+  readonly got: { n: number; at: number }[] = [];
+  constructor(client: TestClient, actioncode: string) {
+    super();
+    client.ws.on('message', (data) => {
+      const frame = JSON.parse(String(data)) as { actioncode: string; data: number };
+      if (frame.actioncode !== actioncode) return;
+      this.got.push({ n: frame.data, at: performance.now() });
+      this.emit('n', frame.data);
+    });
+  }
+  /** Resolves the arrival time of the first number satisfying `pred` (already arrived or not). */
+  async first(pred: (n: number) => boolean, ms: number, what: string): Promise<number> {
+    const find = () => this.got.find((g) => pred(g.n));
+    if (!find()) {
+      let on!: (n: number) => void;
+      await within(
+        new Promise<void>((resolve) => this.on('n', (on = (n) => pred(n) && resolve()))),
+        ms,
+        what,
+      ).finally(() => this.off('n', on));
+    }
+    return find()!.at;
+  }
+  /** The longest silence between two arrivals, ms. */
+  gap(): number {
+    let max = 0;
+    for (let i = 1; i < this.got.length; i++) max = Math.max(max, this.got[i]!.at - this.got[i - 1]!.at);
+    return max;
   }
 }

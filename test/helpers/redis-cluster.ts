@@ -53,6 +53,8 @@ export interface RedisCluster {
   replicaOf(port: number): Promise<number>;
   /** The ports of the live masters. */
   masters(): Promise<number[]>;
+  /** PUBSUB SHARDNUMSUB summed over the masters: the subscribers of a sharded channel. */
+  shardSubscribers(channel: string): Promise<number>;
   /** SIGKILL on the node's PID; resolves once the process has exited. */
   kill(port: number): Promise<void>;
   /**
@@ -318,6 +320,13 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       return (await view())
         .filter((n) => n.flags.includes('master') && !n.flags.includes('fail') && n.slots.length > 0)
         .map((n) => n.port);
+    },
+    async shardSubscribers(channel) {
+      let total = 0;
+      for (const port of await cluster.masters()) {
+        total += Number(((await command(port, 'PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1]);
+      }
+      return total;
     },
     kill,
     async killMaster(slot, ms = 15_000) {
