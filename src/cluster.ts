@@ -6,45 +6,22 @@
 // Ordering: the broker must deliver one publisher's messages to each subscriber in publish order,
 // across channels (Redis does, for one publishing connection). Exactly-once, presence sync and
 // per-publisher order all rest on it.
+//
+// Trust: whatever arrives from the broker is checked by cluster-wire.ts's `decode` (and, with a
+// `secret`, its HMAC) before anything here reads it; see SECURITY.md "Redis is a trust boundary".
 import { nanoid } from 'nanoid';
 import { InMemoryAdapter, type AdapterHost } from './adapter.js';
 import { Frame } from './protocol.js';
 import type { Target } from './types.js';
+import { decode, encode, MAX_HEADER, MAX_NAME, MAX_SNAPSHOT, Signer, TAG_LENGTH, type Header, type Message, type Via } from './cluster-wire.js';
+import { resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './cluster-options.js';
 
-/** Options every cluster adapter shares. Durations in ms. */
-export interface ClusterOptions {
-  /** Channel prefix; nodes with the same prefix form one cluster. @default 'wshub' */
-  prefix?: string | undefined;
-  /** How often a node announces itself. @default 5000 */
-  heartbeatInterval?: number | undefined;
-  /**
-   * A node not heard from for this long is dropped from presence and routing; it is noticed at
-   * the next heartbeat tick, so a dead node is forgotten within `heartbeatTimeout + heartbeatInterval`.
-   * @default 3 × heartbeatInterval
-   */
-  heartbeatTimeout?: number | undefined;
-  /** How long `cluster.size()` / `has()` wait for other nodes' answers. @default 2000 */
-  requestTimeout?: number | undefined;
-}
+export { resolveClusterOptions, type ClusterOptions } from './cluster-options.js';
 
-/** Message kinds: b broadcast, s send, j/l join/leave, +/- presence delta, h heartbeat,
- * hi hello, sync snapshot request, snap snapshot, q/a question/answer, bye. */
-type Kind = 'b' | 's' | 'j' | 'l' | '+' | '-' | 'h' | 'hi' | 'sync' | 'snap' | 'q' | 'a' | 'bye';
-
-/** A message's header; the body (a frame's text, a snapshot) follows after one '\n'. */
-interface Header {
-  /** origin node uid: always the first key, so an echo is spotted without parsing */
-  f: string;
-  k: Kind;
-  /** broadcast target */ t?: Target | undefined;
-  /** id shared by the copies of one multi-channel broadcast */ m?: number | undefined;
-  /** client id */ i?: string | undefined;
-  /** room */ r?: string | undefined;
-  /** presence sequence number */ s?: number | undefined;
-  /** request id */ q?: number | undefined;
-  /** answer: client count, has */ n?: number | undefined;
-  h?: boolean | undefined;
-}
+/** Most other nodes one node keeps track of; messages from further uids are dropped. */
+const MAX_PEERS = 1024;
+/** At most one report per this many ms for each kind of repeated trouble (bad messages, refusals). */
+const REPORT_INTERVAL = 10_000;
 
 interface Peer {
   /** client ids it holds, as far as its deltas told us */
@@ -70,6 +47,24 @@ interface Ask {
 
 const now = () => performance.now();
 
+/** Lets the first of a run of similar errors through at once, then one per `REPORT_INTERVAL` with a count. */
+class Throttle {
+  #next = 0;
+  #held = 0;
+  /** @returns the number held back since the last report, or -1 if this one is held back too */
+  admit(): number {
+    const t = now();
+    if (t < this.#next) {
+      this.#held++;
+      return -1;
+    }
+    this.#next = t + REPORT_INTERVAL;
+    const held = this.#held;
+    this.#held = 0;
+    return held;
+  }
+}
+
 /**
  * Base of broker adapters: delivers locally through {@link InMemoryAdapter} and forwards the rest
  * over `publish`. Channels (`prefix` first): `:all` every node, `:node:<uid>` one node,
@@ -88,31 +83,55 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
    * broadcast are deduplicated by a window of recent ids and per-publisher order holds per channel.
    */
   protected ordered = true;
+  readonly #limits: Pick<ResolvedClusterOptions, 'maxFrameSize' | 'maxPendingMessages' | 'maxPendingBytes'>;
+  readonly #signer: Signer | undefined;
+  /** a received message longer than this is dropped unread */
+  readonly #maxMessage: number;
+  readonly #decoding: { readonly maxFrameSize: number; readonly authentic: boolean };
   #closed = false;
   #seq = 0;
   #mid = 0;
   #ask = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** this node's last snapshot, reused while its presence sequence number is unchanged */
+  #snap: { readonly seq: number; readonly body: string } | undefined;
   readonly #self: string;
+  readonly #roomPrefix: string;
   readonly #peers = new Map<string, Peer>();
   /** client id → uid of the node holding it */
   readonly #where = new Map<string, string>();
   readonly #asks = new Map<number, Ask>();
   /** (un)subscriptions not yet confirmed by the broker */
   readonly #pending = new Set<Promise<unknown>>();
+  /** messages handed to the broker and not acknowledged yet, and their characters */
+  #inflight = 0;
+  #inflightBytes = 0;
+  /** messages dropped since the in-flight bound was reached; undefined while under it */
+  #stall: { dropped: number } | undefined;
+  readonly #badReports = new Throttle();
+  readonly #refusedReports = new Throttle();
 
   constructor(host: AdapterHost, options: ClusterOptions) {
     super(host);
-    const { prefix, heartbeatInterval, heartbeatTimeout, requestTimeout } = resolveClusterOptions(options);
-    this.heartbeatInterval = heartbeatInterval;
-    this.heartbeatTimeout = heartbeatTimeout;
-    this.requestTimeout = requestTimeout;
-    this.channels = { prefix, all: `${prefix}:all`, node: `${prefix}:node:${this.uid}` };
+    const o = resolveClusterOptions(options);
+    this.heartbeatInterval = o.heartbeatInterval;
+    this.heartbeatTimeout = o.heartbeatTimeout;
+    this.requestTimeout = o.requestTimeout;
+    this.#limits = o;
+    this.#signer = o.secret && new Signer(o.secret);
+    this.#decoding = { maxFrameSize: o.maxFrameSize, authentic: this.#signer !== undefined };
+    this.#maxMessage = TAG_LENGTH + MAX_HEADER + 1 + Math.max(o.maxFrameSize, MAX_SNAPSHOT);
+    this.channels = { prefix: o.prefix, all: `${o.prefix}:all`, node: `${o.prefix}:node:${this.uid}` };
+    this.#roomPrefix = `${o.prefix}:room:`;
     this.#self = `{"f":"${this.uid}"`;
   }
 
-  /** Publishes one message; `false` if the broker is unreachable (the message is dropped). Never throws. */
-  protected abstract publish(channel: string, message: string): boolean;
+  /**
+   * Hands one message to the broker. Returns a promise that settles when the broker has taken it
+   * (its rejection is the subclass's to report; it is only counted here), or `false` if the broker
+   * is unreachable (the message is dropped). Never throws.
+   */
+  protected abstract publish(channel: string, message: string): Promise<unknown> | false;
   /** Starts receiving `channel`; resolves when the broker confirms. Subscribing twice is a no-op. */
   protected abstract subscribe(channel: string): Promise<void>;
   protected abstract unsubscribe(channel: string): Promise<void>;
@@ -131,54 +150,72 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   protected connected(): void {
     if (this.#closed) return;
     const rooms = [...this.rooms.keys()].map((room) => this.#room(room));
-    void Promise.all([this.channels.all, this.channels.node, ...rooms].map((c) => this.#subscribe(c))).then((ok) => {
-      // A failed subscription was reported; the next reconnect retries it.
-      if (ok.every(Boolean)) this.#publish(this.channels.all, { f: this.uid, k: 'hi', s: this.#seq });
-    });
+    this.#background(
+      Promise.all([this.channels.all, this.channels.node, ...rooms].map((c) => this.#subscribe(c))).then((ok) => {
+        // A failed subscription was reported; the next reconnect retries it.
+        if (!ok.every(Boolean)) return;
+        this.#publish(this.channels.all, { f: this.uid, k: 'hi', s: this.#seq });
+      }),
+    );
   }
 
-  /** Handles one message from the broker. Never throws. */
-  protected receive(message: string): void {
-    if (this.#closed || message.startsWith(this.#self)) return; // our own echo
+  /**
+   * Handles one message the broker delivered on `channel`. Checks it whole first (size, HMAC with
+   * a `secret`, then shape, types and sizes of every field); a bad one is dropped and reported
+   * (at most one report per 10 s). Never throws.
+   */
+  protected receive(message: string, channel: string): void {
+    if (this.#closed || message.startsWith(this.#self, this.#signer ? TAG_LENGTH : 0)) return; // our own echo
     try {
-      const nl = message.indexOf('\n');
-      const h = JSON.parse(nl < 0 ? message : message.slice(0, nl)) as Header;
-      this.#handle(h, nl < 0 ? '' : message.slice(nl + 1));
+      if (message.length > this.#maxMessage) return this.#bad(`on ${channel}`, `message of ${message.length} characters`);
+      const opened = this.#signer ? this.#signer.open(channel, message) : message;
+      if (opened === undefined) return this.#bad(`on ${channel}`, 'bad or missing signature');
+      const via = this.#via(channel);
+      const m = via ? decode(opened, via, this.#decoding) : 'not a channel of this node';
+      if (typeof m === 'string') return this.#bad(`on ${channel}`, m);
+      this.#handle(m);
     } catch (err) {
-      this.host.reportError(new Error(`wshub cluster: bad message on ${this.channels.prefix}`, { cause: err }));
+      this.host.reportError(new Error(`wshub cluster: failed to handle a message on ${channel.slice(0, 200)}`, { cause: err }));
     }
   }
 
   override added(client: Parameters<InMemoryAdapter['added']>[0]): void {
     super.added(client);
-    this.#publish(this.channels.all, { f: this.uid, k: '+', i: client.id, s: ++this.#seq });
+    if (this.#name(client.id, 'client id')) this.#publish(this.channels.all, { f: this.uid, k: '+', i: client.id, s: ++this.#seq });
   }
 
   override removed(client: Parameters<InMemoryAdapter['removed']>[0]): void {
     super.removed(client);
-    this.#publish(this.channels.all, { f: this.uid, k: '-', i: client.id, s: ++this.#seq });
+    if (client.id.length <= MAX_NAME) this.#publish(this.channels.all, { f: this.uid, k: '-', i: client.id, s: ++this.#seq });
   }
 
   override join(clientId: string, room: string): boolean {
     if (super.join(clientId, room)) return true;
-    this.#publish(this.#route(clientId), { f: this.uid, k: 'j', i: clientId, r: room });
+    if (this.#name(clientId, 'client id') && this.#name(room, 'room')) {
+      this.#publish(this.#route(clientId), { f: this.uid, k: 'j', i: clientId, r: room });
+    }
     return false;
   }
 
   override leave(clientId: string, room: string): boolean {
     if (super.leave(clientId, room)) return true;
-    this.#publish(this.#route(clientId), { f: this.uid, k: 'l', i: clientId, r: room });
+    if (this.#name(clientId, 'client id') && this.#name(room, 'room')) {
+      this.#publish(this.#route(clientId), { f: this.uid, k: 'l', i: clientId, r: room });
+    }
     return false;
   }
 
   override send(clientId: string, frame: Frame): boolean {
     if (this.localSend(clientId, frame) !== undefined) return true;
-    this.#publish(this.#route(clientId), { f: this.uid, k: 's', i: clientId }, frame.text);
+    if (this.#name(clientId, 'client id') && this.#fits(frame)) {
+      this.#publish(this.#route(clientId), { f: this.uid, k: 's', i: clientId }, frame.text);
+    }
     return false;
   }
 
   override broadcast(frame: Frame, target: Target | undefined): number {
     const n = this.localBroadcast(frame, target);
+    if (!this.#fits(frame) || !this.#targetFits(target)) return n;
     if (!target || (!target.to && !target.rooms)) {
       const t = target?.except?.length ? { except: target.except } : undefined;
       this.#publish(this.channels.all, { f: this.uid, k: 'b', t }, frame.text);
@@ -201,7 +238,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     // Every copy carries the whole target; a node takes the first copy and skips the rest.
     const m = channels.size > 1 ? ++this.#mid : undefined;
     const message = encode({ f: this.uid, k: 'b', t: target, m }, frame.text);
-    for (const channel of channels) this.publish(channel, message);
+    for (const channel of channels) this.#send(channel, message);
     return n;
   }
 
@@ -210,7 +247,8 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   }
 
   override has(clientId: string): Promise<boolean> {
-    if (this.host.clients.has(clientId)) return Promise.resolve(true);
+    // An id too long to cross nodes is never announced: only this node can hold it.
+    if (this.host.clients.has(clientId) || clientId.length > MAX_NAME) return Promise.resolve(this.host.clients.has(clientId));
     return this.#question(clientId).then((ask) => ask.has);
   }
 
@@ -221,7 +259,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     clearInterval(this.#timer);
     for (const ask of [...this.#asks.values()]) ask.done();
     const channels = [this.channels.all, this.channels.node, ...[...this.rooms.keys()].map((r) => this.#room(r))];
-    await Promise.all(channels.map((c) => this.unsubscribe(c).catch((err: unknown) => this.host.reportError(err))));
+    await Promise.all(channels.map((c) => this.#track(() => this.unsubscribe(c))));
   }
 
   protected override roomOpened(room: string): void {
@@ -229,7 +267,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   }
 
   protected override roomClosed(room: string): void {
-    if (!this.#closed) void this.#track(this.unsubscribe(this.#room(room)));
+    if (!this.#closed) void this.#track(() => this.unsubscribe(this.#room(room)));
   }
 
   // --- internals ---
@@ -239,42 +277,137 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     this.host.logger[level]?.({ node, prefix: this.channels.prefix }, msg);
   }
 
+  /** Reports a dropped incoming message, at most once per 10 s (with a count of the others). */
+  #bad(where: string, why: string): void {
+    const held = this.#badReports.admit();
+    if (held < 0) return;
+    const more = held > 0 ? `; ${held} more dropped since the last report` : '';
+    this.host.reportError(new Error(`wshub cluster: dropped a bad message ${where.slice(0, 200)}: ${why}${more}`));
+  }
+
+  /** Reports a message this node will not publish (it would be dropped by every receiver). */
+  #refuse(why: string): false {
+    const held = this.#refusedReports.admit();
+    if (held >= 0) {
+      const more = held > 0 ? `; ${held} more refused since the last report` : '';
+      this.host.reportError(new Error(`wshub cluster: ${why}; not sent to other nodes${more}`));
+    }
+    return false;
+  }
+
+  #name(name: string, what: string): boolean {
+    return name.length <= MAX_NAME || this.#refuse(`a ${what} of ${name.length} characters exceeds ${MAX_NAME}`);
+  }
+
+  #fits(frame: Frame): boolean {
+    const max = this.#limits.maxFrameSize;
+    const { length } = frame.text;
+    if (length <= max && (length * 3 <= max || Buffer.byteLength(frame.text) <= max)) return true;
+    return this.#refuse(`a frame of ${Buffer.byteLength(frame.text)} bytes exceeds maxFrameSize (${max})`);
+  }
+
+  #targetFits(target: Target | undefined): boolean {
+    if (!target) return true;
+    for (const list of [target.to, target.rooms, target.except]) {
+      for (const name of list ?? []) if (!this.#name(name, 'target name')) return false;
+    }
+    return true;
+  }
+
+  #via(channel: string): Via | undefined {
+    if (channel === this.channels.all) return 'all';
+    if (channel === this.channels.node) return 'node';
+    return channel.startsWith(this.#roomPrefix) ? 'room' : undefined;
+  }
+
   #room(room: string): string {
-    return `${this.channels.prefix}:room:${room}`;
+    return this.#roomPrefix + room;
   }
 
   #node(uid: string): string {
     return `${this.channels.prefix}:node:${uid}`;
   }
 
+  /** Runs a continuation whose failure must not become an unhandled rejection. */
+  #background(p: Promise<unknown>): void {
+    p.catch((err: unknown) => this.host.reportError(err));
+  }
+
   #subscribe(channel: string): Promise<boolean> {
-    return this.#track(this.subscribe(channel));
+    return this.#track(() => this.subscribe(channel));
   }
 
   /** Tracks a (un)subscription until the broker confirms it (see `#settled`). Never rejects: `false` if it failed (reported). */
-  #track(op: Promise<void>): Promise<boolean> {
-    const p: Promise<boolean> = op.then(
-      () => {
-        this.#pending.delete(p);
-        return true;
-      },
-      (err: unknown) => {
-        this.#pending.delete(p);
-        this.host.reportError(err);
-        return false;
-      },
-    );
+  #track(op: () => Promise<void>): Promise<boolean> {
+    const p: Promise<boolean> = Promise.resolve()
+      .then(op)
+      .then(
+        () => true,
+        (err: unknown) => {
+          this.host.reportError(err);
+          return false;
+        },
+      )
+      .finally(() => this.#pending.delete(p));
     this.#pending.add(p);
     return p;
   }
 
-  /** Resolves once every subscription asked for so far is confirmed (or failed). */
+  /** Resolves once every subscription asked for so far is confirmed (or failed), or after requestTimeout. */
   #settled(): Promise<unknown> {
-    return this.#pending.size === 0 ? Promise.resolve() : Promise.all([...this.#pending]);
+    if (this.#pending.size === 0) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise((resolve) => (timer = setTimeout(resolve, this.requestTimeout).unref()));
+    return Promise.race([Promise.all([...this.#pending]), late]).finally(() => clearTimeout(timer));
   }
 
   #publish(channel: string, header: Header, body?: string): boolean {
-    return this.publish(channel, encode(header, body));
+    return this.#send(channel, encode(header, body));
+  }
+
+  /**
+   * Publishes unless `maxPendingMessages` / `maxPendingBytes` are already in flight: a broker that
+   * stalls (paused, swapping, SIGSTOPped) with the connection up then costs a bounded amount of
+   * memory, and the messages past the bound are dropped and counted, reported once per stall.
+   */
+  #send(channel: string, message: string): boolean {
+    if (this.#inflight >= this.#limits.maxPendingMessages || this.#inflightBytes >= this.#limits.maxPendingBytes) {
+      return this.#overflow();
+    }
+    const sent = this.publish(channel, this.#signer ? this.#signer.sign(channel, message) : message);
+    if (!sent) return false;
+    const size = message.length;
+    this.#inflight++;
+    this.#inflightBytes += size;
+    const release = (): void => this.#release(size);
+    sent.then(release, release);
+    return true;
+  }
+
+  #overflow(): false {
+    if (this.#stall) {
+      this.#stall.dropped++;
+      return false;
+    }
+    this.#stall = { dropped: 1 };
+    this.host.reportError(
+      new Error(
+        `wshub cluster: the broker has not acknowledged ${this.#inflight} messages (${this.#inflightBytes} characters; ` +
+          `maxPendingMessages ${this.#limits.maxPendingMessages}, maxPendingBytes ${this.#limits.maxPendingBytes}); ` +
+          'dropping messages for other nodes until it catches up',
+      ),
+    );
+    return false;
+  }
+
+  #release(size: number): void {
+    this.#inflight--;
+    this.#inflightBytes -= size;
+    const { maxPendingMessages, maxPendingBytes } = this.#limits;
+    if (!this.#stall || this.#inflight > maxPendingMessages / 2 || this.#inflightBytes > maxPendingBytes / 2) return;
+    const { dropped } = this.#stall;
+    this.#stall = undefined;
+    this.host.logger.warn?.({ prefix: this.channels.prefix, dropped }, `wshub: the broker acknowledges again; ${dropped} messages for other nodes were dropped meanwhile`);
   }
 
   #route(clientId: string): string {
@@ -282,83 +415,89 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     return uid === undefined ? this.channels.all : this.#node(uid);
   }
 
-  #handle(h: Header, body: string): void {
-    const from = h.f;
-    if (h.k === 'bye') {
+  #handle(m: Message): void {
+    const from = m.f;
+    if (m.k === 'bye') {
       if (this.#peers.has(from)) this.#log('info', from, 'wshub: cluster node left');
       return this.#drop(from);
     }
     let peer = this.#peers.get(from);
     if (!peer) {
+      if (this.#peers.size >= MAX_PEERS) return this.#bad(`from ${from}`, `more than ${MAX_PEERS} nodes`);
       peer = { ids: new Set(), seq: 0, seen: 0, mid: 0, mids: new Set(), syncing: 0 };
       this.#peers.set(from, peer);
       this.#log('info', from, 'wshub: cluster node up');
     }
     peer.seen = now();
-    switch (h.k) {
+    switch (m.k) {
       case 'b':
-        if (h.m !== undefined && this.#duplicate(peer, h.m)) return;
-        this.localBroadcast(new Frame(body), h.t);
+        if (m.m !== undefined && this.#duplicate(peer, m.m)) return;
+        this.localBroadcast(new Frame(m.frame), m.t);
         return;
       case 's':
-        this.localSend(h.i!, new Frame(body));
+        this.localSend(m.i, new Frame(m.frame));
         return;
       case 'j':
-        super.join(h.i!, h.r!);
+        super.join(m.i, m.r);
         return;
       case 'l':
-        super.leave(h.i!, h.r!);
+        super.leave(m.i, m.r);
         return;
       case '+':
       case '-':
-        if (peer.syncing || h.s! <= peer.seq) return; // covered by the snapshot on its way, or by the last one
-        if (h.s !== peer.seq + 1) return this.#resync(from, peer);
-        peer.seq = h.s;
-        if (h.k === '+') {
-          peer.ids.add(h.i!);
-          this.#where.set(h.i!, from);
+        if (peer.syncing || m.s <= peer.seq) return; // covered by the snapshot on its way, or by the last one
+        if (m.s !== peer.seq + 1) return this.#resync(from, peer);
+        peer.seq = m.s;
+        if (m.k === '+') {
+          peer.ids.add(m.i);
+          this.#where.set(m.i, from);
         } else {
-          peer.ids.delete(h.i!);
-          if (this.#where.get(h.i!) === from) this.#where.delete(h.i!);
+          peer.ids.delete(m.i);
+          if (this.#where.get(m.i) === from) this.#where.delete(m.i);
         }
         return;
       case 'hi':
-        this.#snapshot(from);
-        if (!peer.syncing && h.s !== peer.seq) this.#resync(from, peer);
+        // Tell the newcomer our sequence number: if it differs from what it knows, it asks for a snapshot.
+        this.#publish(this.#node(from), { f: this.uid, k: 'h', s: this.#seq });
+        if (!peer.syncing && m.s !== peer.seq) this.#resync(from, peer);
         return;
       case 'h':
-        if (h.s !== peer.seq && (!peer.syncing || peer.seen - peer.syncing > this.requestTimeout)) this.#resync(from, peer);
+        if (m.s !== peer.seq && (!peer.syncing || peer.seen - peer.syncing > this.requestTimeout)) this.#resync(from, peer);
         return;
       case 'sync':
         this.#snapshot(from);
         return;
       case 'snap':
+        // Only a snapshot this node asked for replaces what it knows. (A late answer to a `sync`
+        // that was sent again is one too, so this is not reported as an error.)
+        if (!peer.syncing) {
+          return void this.host.logger.debug?.({ node: from, prefix: this.channels.prefix }, 'wshub: dropped a snapshot this node did not ask for');
+        }
         this.#forget(from, peer);
-        for (const id of JSON.parse(body) as string[]) {
+        for (const id of m.ids) {
           peer.ids.add(id);
           this.#where.set(id, from);
         }
-        peer.seq = h.s!;
+        peer.seq = m.s;
         peer.syncing = 0;
         return;
-      case 'q':
+      case 'q': {
         // Answer once the rooms joined before the question are subscribed: `size()` is then a
         // barrier after which a broadcast reaches every member joined before it, on any node.
-        void this.#settled().then(() =>
-          this.#publish(this.#node(from), {
-            f: this.uid,
-            k: 'a',
-            q: h.q,
-            n: this.host.clients.size,
-            h: h.i !== undefined && this.host.clients.has(h.i),
+        const { q, i } = m;
+        this.#background(
+          this.#settled().then(() => {
+            const n = this.host.clients.size;
+            this.#publish(this.#node(from), { f: this.uid, k: 'a', q, n, h: i !== undefined && this.host.clients.has(i) });
           }),
         );
         return;
+      }
       case 'a': {
-        const ask = this.#asks.get(h.q!);
+        const ask = this.#asks.get(m.q);
         if (!ask?.waiting.delete(from)) return;
-        ask.n += h.n!;
-        ask.has ||= h.h === true;
+        ask.n += m.n;
+        ask.has ||= m.h;
         if (ask.waiting.size === 0) ask.done();
         return;
       }
@@ -377,8 +516,15 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     return false;
   }
 
+  /** Sends this node's client ids to `to`; encoded once per presence change, however many ask. */
   #snapshot(to: string): void {
-    this.#publish(this.#node(to), { f: this.uid, k: 'snap', s: this.#seq }, JSON.stringify([...this.host.clients.keys()]));
+    if (this.#snap?.seq !== this.#seq) {
+      const ids = [...this.host.clients.keys()].filter((id) => id.length <= MAX_NAME);
+      this.#snap = { seq: this.#seq, body: JSON.stringify(ids) };
+    }
+    const { seq, body } = this.#snap;
+    if (body.length > MAX_SNAPSHOT) return void this.#refuse(`a snapshot of ${body.length} characters exceeds ${MAX_SNAPSHOT}`);
+    this.#publish(this.#node(to), { f: this.uid, k: 'snap', s: seq }, body);
   }
 
   #resync(uid: string, peer: Peer): void {
@@ -402,12 +548,16 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   }
 
   #tick(): void {
-    this.#publish(this.channels.all, { f: this.uid, k: 'h', s: this.#seq });
-    const t = now();
-    for (const [uid, peer] of this.#peers) {
-      if (t - peer.seen <= this.heartbeatTimeout) continue;
-      this.#drop(uid);
-      this.#log('warn', uid, 'wshub: cluster node expired');
+    try {
+      this.#publish(this.channels.all, { f: this.uid, k: 'h', s: this.#seq });
+      const t = now();
+      for (const [uid, peer] of this.#peers) {
+        if (t - peer.seen <= this.heartbeatTimeout) continue;
+        this.#drop(uid);
+        this.#log('warn', uid, 'wshub: cluster node expired');
+      }
+    } catch (err) {
+      this.host.reportError(err);
     }
   }
 
@@ -440,28 +590,4 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
       timer = setTimeout(ask.done, this.requestTimeout).unref();
     });
   }
-}
-
-function encode(header: Header, body?: string): string {
-  const head = JSON.stringify(header);
-  return body === undefined ? head : `${head}\n${body}`;
-}
-
-/** Checks and defaults {@link ClusterOptions}. @throws TypeError / RangeError naming the option */
-export function resolveClusterOptions(options: ClusterOptions): Required<{ [K in keyof ClusterOptions]: NonNullable<ClusterOptions[K]> }> {
-  const prefix = options.prefix ?? 'wshub';
-  if (typeof prefix !== 'string' || prefix === '') throw new TypeError(`options.prefix must be a non-empty string, got ${String(prefix)}`);
-  const heartbeatInterval = ms('heartbeatInterval', options.heartbeatInterval, 5000);
-  return {
-    prefix,
-    heartbeatInterval,
-    heartbeatTimeout: ms('heartbeatTimeout', options.heartbeatTimeout, 3 * heartbeatInterval),
-    requestTimeout: ms('requestTimeout', options.requestTimeout, 2000),
-  };
-}
-
-function ms(name: string, v: unknown, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`options.${name} must be a positive number of ms, got ${String(v)}`);
-  return v;
 }

@@ -51,7 +51,7 @@ class RedisAdapter extends ClusterAdapter {
   readonly #pub: RedisClient;
   readonly #sub: RedisClient;
   readonly #sharded: boolean;
-  readonly #listener: Listener = (message) => this.receive(typeof message === 'string' ? message : message.toString());
+  readonly #listener: Listener = (message, channel) => this.receive(String(message), String(channel));
   /** Set at the first error of an outage; one report per outage, not one per reconnect attempt. */
   #down = false;
   readonly #onError = (err?: unknown): void => {
@@ -83,10 +83,14 @@ class RedisAdapter extends ClusterAdapter {
     this.start();
   }
 
-  protected publish(channel: string, message: string): boolean {
+  protected publish(channel: string, message: string): Promise<unknown> | false {
     if (!this.#pub.isReady) return false; // no offline queue: an outage must not grow memory
-    (this.#sharded ? this.#pub.sPublish!(channel, message) : this.#pub.publish(channel, message)).catch(this.#onPublishError);
-    return true;
+    try {
+      return (this.#sharded ? this.#pub.sPublish!(channel, message) : this.#pub.publish(channel, message)).catch(this.#onPublishError);
+    } catch (err) {
+      this.#onPublishError(err);
+      return false;
+    }
   }
 
   protected async subscribe(channel: string): Promise<void> {

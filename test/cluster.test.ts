@@ -39,7 +39,7 @@ class Bus extends EventEmitter {
     const queue = this.#queue;
     this.#queue = [];
     for (const s of queue) {
-      for (const node of this.subs.get(s.channel) ?? []) node.deliver(s.message);
+      for (const node of this.subs.get(s.channel) ?? []) node.deliver(s.message, s.channel);
       this.emit('delivered', s);
     }
   }
@@ -53,9 +53,9 @@ class BusNode extends ClusterAdapter {
     super(host, { prefix: 'bus', heartbeatInterval: HEARTBEAT, heartbeatTimeout: 6 * HEARTBEAT, requestTimeout: 50 });
     this.start();
   }
-  protected publish(channel: string, message: string): boolean {
+  protected publish(channel: string, message: string): Promise<void> {
     if (!this.muted) this.bus.publish(channel, message);
-    return true;
+    return Promise.resolve();
   }
   protected subscribe(channel: string): Promise<void> {
     let set = this.bus.subs.get(channel);
@@ -67,8 +67,8 @@ class BusNode extends ClusterAdapter {
     this.bus.subs.get(channel)?.delete(this);
     return Promise.resolve();
   }
-  deliver(message: string): void {
-    if (!this.muted) this.receive(message);
+  deliver(message: string, channel: string): void {
+    if (!this.muted) this.receive(message, channel);
   }
 }
 

@@ -1,0 +1,94 @@
+// Options every cluster adapter shares, checked and defaulted once at creation.
+
+/** Options every cluster adapter shares. Durations in ms. Give every node of a cluster the same. */
+export interface ClusterOptions {
+  /** Channel prefix; nodes with the same prefix form one cluster. @default 'wshub' */
+  prefix?: string | undefined;
+  /** How often a node announces itself. @default 5000 */
+  heartbeatInterval?: number | undefined;
+  /**
+   * A node not heard from for this long is dropped from presence and routing; it is noticed at
+   * the next heartbeat tick, so a dead node is forgotten within `heartbeatTimeout + heartbeatInterval`.
+   * @default 3 × heartbeatInterval
+   */
+  heartbeatTimeout?: number | undefined;
+  /** How long `cluster.size()` / `has()` wait for other nodes' answers. @default 2000 */
+  requestTimeout?: number | undefined;
+  /**
+   * Shared key (at least 16 bytes; 32 random bytes recommended): every message is signed with
+   * HMAC-SHA256, and one without a valid tag is dropped, so whoever can publish on the broker
+   * without the key cannot forge cluster traffic. Every node of the cluster needs the same key.
+   * @default none: messages are only checked for shape, types and sizes
+   * @example secret: process.env.WSHUB_CLUSTER_SECRET
+   */
+  secret?: string | Uint8Array | undefined;
+  /**
+   * Largest frame (UTF-8 bytes of its JSON) that crosses nodes. A bigger broadcast or send is
+   * delivered to this node's clients only and reported through `error`; a bigger one received is dropped.
+   * @default 1048576 (1 MiB)
+   */
+  maxFrameSize?: number | undefined;
+  /**
+   * Messages published to the broker and not yet acknowledged, past which further messages for
+   * other nodes are dropped (counted, reported once per stall) instead of queued: a broker that
+   * stalls without disconnecting cannot grow this node's memory without bound.
+   * @default 10000
+   */
+  maxPendingMessages?: number | undefined;
+  /**
+   * The same bound in characters of those messages (bytes, for ASCII text). The default matches a
+   * client's default `backpressure.highWaterMark`, so the backlog a stalled broker releases at once
+   * cannot by itself push a healthy client over it, and it stays well under Redis's pub/sub output
+   * buffer limits (8 MiB soft, 32 MiB hard).
+   * @default 1048576 (1 MiB)
+   */
+  maxPendingBytes?: number | undefined;
+}
+
+export interface ResolvedClusterOptions {
+  readonly prefix: string;
+  readonly heartbeatInterval: number;
+  readonly heartbeatTimeout: number;
+  readonly requestTimeout: number;
+  readonly secret: Uint8Array | undefined;
+  readonly maxFrameSize: number;
+  readonly maxPendingMessages: number;
+  readonly maxPendingBytes: number;
+}
+
+/** Checks and defaults {@link ClusterOptions}. @throws TypeError / RangeError naming the option */
+export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterOptions {
+  const prefix = options.prefix ?? 'wshub';
+  if (typeof prefix !== 'string' || prefix === '') throw new TypeError(`options.prefix must be a non-empty string, got ${String(prefix)}`);
+  const heartbeatInterval = ms('heartbeatInterval', options.heartbeatInterval, 5000);
+  return {
+    prefix,
+    heartbeatInterval,
+    heartbeatTimeout: ms('heartbeatTimeout', options.heartbeatTimeout, 3 * heartbeatInterval),
+    requestTimeout: ms('requestTimeout', options.requestTimeout, 2000),
+    secret: secret(options.secret),
+    maxFrameSize: count('maxFrameSize', options.maxFrameSize, 1024 * 1024),
+    maxPendingMessages: count('maxPendingMessages', options.maxPendingMessages, 10_000),
+    maxPendingBytes: count('maxPendingBytes', options.maxPendingBytes, 1024 * 1024),
+  };
+}
+
+function ms(name: string, v: unknown, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`options.${name} must be a positive number of ms, got ${String(v)}`);
+  return v;
+}
+
+function count(name: string, v: unknown, fallback: number): number {
+  if (v === undefined) return fallback;
+  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw new RangeError(`options.${name} must be a positive integer, got ${String(v)}`);
+  return v as number;
+}
+
+function secret(v: unknown): Uint8Array | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' && !(v instanceof Uint8Array)) throw new TypeError('options.secret must be a string or a Uint8Array');
+  const key = Buffer.from(v as string); // a string as UTF-8, bytes as they are
+  if (key.length < 16) throw new RangeError(`options.secret must be at least 16 bytes, got ${key.length}`);
+  return key;
+}
