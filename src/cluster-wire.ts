@@ -120,6 +120,7 @@ type Raw = Record<string, unknown> & { f: string };
 type Decoder = (h: Raw, body: string | undefined, cx: DecodeContext) => Message | string;
 
 const NAME = `a string of at most ${MAX_NAME} characters`;
+const ROOM = `a non-empty string of at most ${MAX_NAME} characters`;
 const noBody = (body: string | undefined): string | undefined => (body === undefined ? undefined : 'unexpected body');
 
 /** One decoder per kind, and the channels each kind may arrive on. */
@@ -178,7 +179,7 @@ const kinds: { readonly [K in Kind]: { readonly via: readonly Via[]; readonly de
 
 function roomChange(k: 'j' | 'l', h: Raw, body: string | undefined): Message | string {
   if (!isName(h.i)) return `i must be ${NAME}`;
-  if (!isName(h.r) || h.r === '') return `r must be a non-empty ${NAME}`;
+  if (!isName(h.r) || h.r === '') return `r must be ${ROOM}`;
   return noBody(body) ?? { f: h.f, k, i: h.i, r: h.r };
 }
 

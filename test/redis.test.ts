@@ -2,16 +2,16 @@ import { test, before, after } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { EventEmitter, once } from 'node:events';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { nanoid } from 'nanoid';
-import { startHub, assertNoLeaks, type Started } from './helpers/hub.ts';
-import { connect, type Reply, type TestClient } from './helpers/client.ts';
-import { startRedis, type Redis, type RedisServer } from './helpers/redis.ts';
+import { assertNoLeaks } from './helpers/hub.ts';
+import { connect } from './helpers/client.ts';
+import { startRedis, type RedisServer } from './helpers/redis.ts';
+import { HEARTBEAT, clientsOn, expectOnly, push, startCluster as start, startNode, type Node, type NodeOptions } from './helpers/redis-hubs.ts';
 import { within } from './helpers/wait.ts';
 import { run, http } from './helpers/child.ts';
 import { createRedisAdapter } from '../src/redis.ts';
-import type { Manager } from '../src/index.ts';
 
 // Any unhandled rejection in this file (adapter, broker client, test) fails it.
 const rejections: unknown[] = [];
@@ -29,106 +29,7 @@ before(async () => {
 after(() => redis.close());
 assertNoLeaks();
 
-const HEARTBEAT = 200;
-
-/** Log lines of one node, as events: the adapter's presence changes are observable without polling. */
-class Log extends EventEmitter {
-  readonly lines: { msg: string; node?: string }[] = [];
-  readonly logger = {
-    info: (o: { node?: string }, msg: string) => this.#line(o, msg),
-    warn: (o: { node?: string }, msg: string) => this.#line(o, msg),
-  };
-  #line(o: { node?: string }, msg: string): void {
-    this.lines.push({ msg, ...(o?.node ? { node: o.node } : {}) });
-    this.emit(msg, o?.node);
-  }
-  /** Resolves once `msg` has been logged `n` times. */
-  async count(msg: string, n: number): Promise<void> {
-    while (this.lines.filter((l) => l.msg === msg).length < n) await once(this, msg);
-  }
-  /** Resolves the first `msg` about `node`, logged before or after the call. */
-  async about(msg: string, node: string): Promise<void> {
-    while (!this.lines.some((l) => l.msg === msg && l.node === node)) await once(this, msg);
-  }
-}
-
-interface Node extends Started<undefined> {
-  pub: Redis;
-  sub: Redis;
-  log: Log;
-  errors: Error[];
-}
-
-const actions = {
-  join(data: { room: string }, ctx: { hub: Manager<undefined>; client: { id: string } }) {
-    return ctx.hub.join(ctx.client.id, data.room);
-  },
-  echo(data: unknown) {
-    return data;
-  },
-};
-
-async function startNode(t: TestContext, server: RedisServer, prefix: string, sharded = false): Promise<Node> {
-  const pub = await server.client();
-  const sub = await server.client();
-  t.after(() => {
-    pub.destroy();
-    sub.destroy();
-  });
-  const log = new Log();
-  const started = await startHub(t, {
-    actions,
-    adapter: createRedisAdapter({ pub, sub, prefix, heartbeatInterval: HEARTBEAT, sharded }),
-    heartbeat: false,
-    clientFanout: true,
-    id: (req) => new URL(req.url!, 'http://x').searchParams.get('id') ?? nanoid(),
-    logger: log.logger,
-  });
-  const errors: Error[] = [];
-  started.hub.on('error', (err) => errors.push(err));
-  return { ...started, pub, sub, log, errors };
-}
-
-/** `n` nodes on one prefix, each having seen every other: their cluster channels are subscribed. */
-async function startCluster(t: TestContext, n: number, server = redis, sharded = false): Promise<Node[]> {
-  const prefix = nanoid();
-  const nodes: Node[] = [];
-  for (let i = 0; i < n; i++) nodes.push(await startNode(t, server, prefix, sharded));
-  await within(Promise.all(nodes.map((node) => node.log.count('wshub: cluster node up', n - 1))), 5000, 'cluster formed');
-  return nodes;
-}
-
-/** Clients `<letter><i>` on each node: a0, a1 on the first, b0, b1 on the second… */
-async function clientsOn(t: TestContext, nodes: Node[], perNode: number): Promise<Record<string, TestClient>> {
-  const clients: Record<string, TestClient> = {};
-  for (const [n, node] of nodes.entries()) {
-    for (let i = 0; i < perNode; i++) {
-      const id = `${String.fromCharCode(97 + n)}${i}`;
-      clients[id] = await connect(t, `${node.url}?id=${id}`);
-    }
-  }
-  return clients;
-}
-
-const push = (actioncode: string, data: unknown): Reply => ({ code: 0, msg: 'success', actioncode, data });
-
-/**
- * Every client's next frames are exactly `expected[id]` (default: nothing), then a marker broadcast
- * by `from`, the node that published what is checked: one publisher's messages arrive in order.
- */
-async function expectOnly(from: Node, clients: Record<string, TestClient>, expected: Record<string, Reply[]>): Promise<void> {
-  const marker = push('marker', nanoid());
-  from.hub.broadcast(marker.actioncode, marker.data);
-  for (const [id, client] of Object.entries(clients)) {
-    const got: Reply[] = [];
-    for (;;) {
-      const frame = await client.next(`${id}: frames up to the marker`);
-      if (frame.actioncode === 'marker' && frame.data === marker.data) break;
-      got.push(frame);
-    }
-    assert.deepEqual(got, expected[id] ?? [], `frames to ${id}`);
-  }
-}
+const startCluster = (t: TestContext, n: number, server = redis, options: NodeOptions = {}): Promise<Node[]> => start(t, server, n, options);
 
 test('broadcast reaches every client on every node once, and except leaves ids out on any node', async (t) => {
   const nodes = await startCluster(t, 3);
@@ -325,7 +226,7 @@ test('a Redis outage never stops local delivery, is reported, and cross-node del
 });
 
 test('sharded: true carries broadcasts, rooms, sends and presence over SPUBLISH/SSUBSCRIBE', async (t) => {
-  const nodes = await startCluster(t, 3, redis, true);
+  const nodes = await startCluster(t, 3, redis, { sharded: true });
   const c = await clientsOn(t, nodes, 1);
   const [a, b, cc] = nodes as [Node, Node, Node];
   await c.b0!.request('join', { room: 'red' });

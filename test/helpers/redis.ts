@@ -9,12 +9,14 @@ export type Redis = ReturnType<typeof createClient>;
 export interface RedisServer {
   readonly port: number;
   readonly url: string;
+  /** The server process, for SIGSTOP / SIGCONT (a stall with the connection up). */
+  readonly pid: number;
   /** Kills the server (SIGKILL: an outage, not a shutdown) and waits for it to exit. */
   stop(): Promise<void>;
   /** Starts it again on the same port, empty. */
   restart(): Promise<void>;
-  /** A connected client with fast reconnects; quit by `close()`. */
-  client(): Promise<Redis>;
+  /** A connected client with fast reconnects (and `options`, e.g. an ACL user); quit by `close()`. */
+  client(options?: { username?: string; password?: string }): Promise<Redis>;
   /** Quits every client, then stops the server. */
   close(): Promise<void>;
 }
@@ -73,6 +75,9 @@ export async function startRedis(): Promise<RedisServer> {
   const server: RedisServer = {
     port,
     url: `redis://127.0.0.1:${port}`,
+    get pid() {
+      return child!.pid!;
+    },
     async stop() {
       child!.kill('SIGKILL');
       await within(exited(child!), 5000, 'redis-server exit');
@@ -80,8 +85,8 @@ export async function startRedis(): Promise<RedisServer> {
     async restart() {
       child = await spawnRedis(port);
     },
-    async client() {
-      const client: Redis = createClient({ url: server.url, socket: { reconnectStrategy: () => 50 } });
+    async client(options = {}) {
+      const client: Redis = createClient({ url: server.url, socket: { reconnectStrategy: () => 50 }, ...options });
       client.on('error', () => {}); // the adapter reports; tests assert on its `error` events
       clients.add(client);
       await within(client.connect(), 5000, 'redis connect');
