@@ -407,7 +407,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     if (!this.#stall || this.#inflight > maxPendingMessages / 2 || this.#inflightBytes > maxPendingBytes / 2) return;
     const { dropped } = this.#stall;
     this.#stall = undefined;
-    this.host.logger.warn?.({ prefix: this.channels.prefix, dropped }, `wshub: the broker acknowledges again; ${dropped} messages for other nodes were dropped meanwhile`);
+    this.host.logger.warn?.({ prefix: this.channels.prefix, dropped }, 'wshub: the broker acknowledges again; `dropped` messages for other nodes were lost meanwhile');
   }
 
   #route(clientId: string): string {
