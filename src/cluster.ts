@@ -339,8 +339,13 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   /** Tracks a (un)subscription until the broker confirms it (see `#settled`). Never rejects: `false` if it failed (reported). */
   #track(op: () => Promise<void>): Promise<boolean> {
-    const p: Promise<boolean> = Promise.resolve()
-      .then(op)
+    let started: Promise<void>;
+    try {
+      started = op();
+    } catch (err) {
+      started = Promise.reject(err); // a broker adapter that throws instead of rejecting
+    }
+    const p: Promise<boolean> = started
       .then(
         () => true,
         (err: unknown) => {

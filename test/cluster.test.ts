@@ -9,6 +9,7 @@ import { nanoid } from 'nanoid';
 import { startHub, assertNoLeaks, type Started } from './helpers/hub.ts';
 import { connect, type TestClient } from './helpers/client.ts';
 import { within } from './helpers/wait.ts';
+import { trapCrashes } from './helpers/crash.ts';
 import { ClusterAdapter } from '../src/cluster.ts';
 import type { AdapterHost } from '../src/index.ts';
 
@@ -48,6 +49,8 @@ class Bus extends EventEmitter {
 class BusNode extends ClusterAdapter {
   /** A muted node's messages vanish: a partition, or a process frozen by kill -STOP. */
   muted = false;
+  /** A broker client that fails: room subscriptions reject, unsubscribing throws, publishes reject. */
+  faulty = false;
   constructor(host: AdapterHost, readonly bus: Bus) {
     // A question times out well before a silent node can expire (>= 250 ms after its last word).
     super(host, { prefix: 'bus', heartbeatInterval: HEARTBEAT, heartbeatTimeout: 6 * HEARTBEAT, requestTimeout: 50 });
@@ -55,15 +58,17 @@ class BusNode extends ClusterAdapter {
   }
   protected publish(channel: string, message: string): Promise<void> {
     if (!this.muted) this.bus.publish(channel, message);
-    return Promise.resolve();
+    return this.faulty ? Promise.reject(new Error('publish failed')) : Promise.resolve();
   }
   protected subscribe(channel: string): Promise<void> {
+    if (this.faulty && channel.includes(':room:')) return Promise.reject(new Error(`subscribe ${channel} failed`));
     let set = this.bus.subs.get(channel);
     if (!set) this.bus.subs.set(channel, (set = new Set()));
     set.add(this);
     return Promise.resolve();
   }
   protected unsubscribe(channel: string): Promise<void> {
+    if (this.faulty) throw new Error(`unsubscribe ${channel} failed`);
     this.bus.subs.get(channel)?.delete(this);
     return Promise.resolve();
   }
@@ -192,4 +197,25 @@ test('hub.close() says goodbye: other nodes drop the node at once', async (t) =>
     [],
     'b unsubscribed everything',
   );
+});
+
+test('a broker client that rejects and throws is reported, never an unhandled rejection or a throw into the hub', async (t) => {
+  const crashes = trapCrashes(t);
+  const { nodes } = await startNodes(t, 2);
+  const [a, b] = nodes as [Node, Node];
+  const errors: Error[] = [];
+  a.hub.on('error', (err) => errors.push(err));
+  a.adapter.faulty = true;
+  await connect(t, `${a.url}?id=a0`);
+  assert.equal(a.hub.join('a0', 'red'), true);
+  assert.equal(a.hub.leave('a0', 'red'), true);
+  a.hub.broadcast('news', 1);
+  assert.equal(await a.hub.cluster.size(), 1);
+  assert.deepEqual(
+    errors.map((e) => e.message),
+    ['subscribe bus:room:red failed', 'unsubscribe bus:room:red failed'],
+  );
+  await within(b.hub.close({ timeout: 100 }), 5000, 'b closes');
+  await within(a.hub.close({ timeout: 100 }), 5000, 'a closes despite failing unsubscribes');
+  assert.deepEqual(crashes, []);
 });
