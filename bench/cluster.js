@@ -3,6 +3,9 @@
 // Redis, same clients (`ws`, parsing only what is measured), interleaved in one run.
 //
 //   node bench/cluster.js [--quick] [--reps N] [--clients N] [--redis redis://host:port]
+//                         [--subjects wshub,wshub-secret,socketio]
+//
+// wshub-secret is wshub with a cluster `secret`: every message HMAC-signed and verified.
 //
 // Throughput: N broadcasts as fast as the publisher goes; rate = N / time until the last client
 // on the two *other* nodes has all N. Latency: a paced stream, publish-to-receive time of every
@@ -37,11 +40,14 @@ async function node(subject, url, prefix) {
   const server = createHttpServer();
   let broadcast;
   let close;
-  if (subject === 'wshub') {
+  if (subject.startsWith('wshub')) {
     const { createManager } = await import('wshub');
     const { createRedisAdapter } = await import('wshub/redis');
+    const secret = subject === 'wshub-secret' ? 'bench secret, 32 bytes long......' : undefined;
     const hub = createManager({
-      adapter: createRedisAdapter({ pub, sub, prefix }),
+      // The blast outpaces Redis on purpose: let it queue (as socket.io's adapter does) rather
+      // than drop past the default in-flight bound, so every broadcast is delivered and timed.
+      adapter: createRedisAdapter({ pub, sub, prefix, secret, maxPendingMessages: 1e6, maxPendingBytes: 2 ** 30 }),
       heartbeat: false,
       // the load generator reads as fast as it can; a bench must not close slow readers
       backpressure: { highWaterMark: 256 * 1024 * 1024 },
@@ -271,10 +277,11 @@ async function main() {
   const fmt = (r) =>
     `${r.subject.padEnd(8)} ${Math.round(r.throughput).toString().padStart(7)} broadcasts/s  ${r.cpu.toFixed(0).padStart(4)} µs node CPU/broadcast  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.samples} samples)`;
   console.log(`3 nodes x ${perNode} clients, broadcasts from node 0; latency on nodes 1-2 at ${sizes.rate}/s; ${reps} rep(s), interleaved`);
-  const results = { wshub: [], socketio: [] };
+  const subjects = (value('--subjects') ?? 'wshub,socketio').split(',');
+  const results = Object.fromEntries(subjects.map((s) => [s, []]));
   try {
     for (let rep = 0; rep < reps; rep++) {
-      for (const subject of ['wshub', 'socketio']) {
+      for (const subject of subjects) {
         const r = await run(subject, url, sizes);
         results[subject].push(r);
         console.log(`  ${fmt(r)}`);
@@ -284,6 +291,11 @@ async function main() {
     own?.stop();
   }
   const med = (subject, key) => median(results[subject].map((r) => r[key]));
+  if (results['wshub-secret'] && results.wshub) {
+    const cpuOf = (s) => med(s, 'cpu');
+    console.log(`secret: node CPU per broadcast ${cpuOf('wshub-secret').toFixed(0)} µs vs ${cpuOf('wshub').toFixed(0)} µs without (${(cpuOf('wshub-secret') - cpuOf('wshub')).toFixed(1)} µs, ${(cpuOf('wshub-secret') / cpuOf('wshub')).toFixed(2)}x); throughput ${(med('wshub-secret', 'throughput') / med('wshub', 'throughput')).toFixed(2)}x`);
+  }
+  if (!results.socketio || !results.wshub) return;
   const tp = med('wshub', 'throughput') / med('socketio', 'throughput');
   const p99 = med('wshub', 'p99') / med('socketio', 'p99');
   const p50 = med('wshub', 'p50') / med('socketio', 'p50');
