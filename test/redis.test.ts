@@ -245,7 +245,26 @@ test('sharded: true carries broadcasts, rooms, sends and presence over SPUBLISH/
   assert.equal(await b.hub.cluster.has('c0'), true);
 });
 
-test('createRedisAdapter rejects missing or shared clients and bad durations at the call', async (t) => {
+test('a frame over maxFrameSize, or an id or room over 1,024 characters, stays on its node and is reported once', async (t) => {
+  const nodes = await startCluster(t, 2, redis, { maxFrameSize: 64 * 1024 });
+  const c = await clientsOn(t, nodes, 1);
+  const [a, b] = nodes as [Node, Node];
+  const big = 'x'.repeat(64 * 1024);
+  assert.equal(a.hub.broadcast('big', big), 1);
+  const refused = await a.reported(/^wshub cluster: a frame of \d+ bytes exceeds maxFrameSize \(65536\); not sent to other nodes$/, 'refusal of the big frame');
+  assert.equal((await c.a0!.next('the big frame, locally')).data, big);
+  assert.equal(a.hub.send('b0', 'big', big), false);
+  assert.equal(a.hub.join('b0', 'r'.repeat(1025)), false);
+  a.hub.broadcast('long', 1, { rooms: ['r'.repeat(1025)] });
+  // Multi-byte text: under the limit in characters, over it in UTF-8 bytes.
+  a.hub.broadcast('wide', 'é'.repeat(40 * 1024));
+  await expectOnly(a, c, { a0: [push('wide', 'é'.repeat(40 * 1024))] });
+  assert.deepEqual(a.errors, [refused], 'one report per 10 s');
+  b.hub.broadcast('small', 1);
+  await expectOnly(b, c, { a0: [push('small', 1)], b0: [push('small', 1)] });
+});
+
+test('createRedisAdapter rejects missing or shared clients, bad durations, short secrets and bad bounds at the call', async (t) => {
   const pub = await redis.client();
   const sub = await redis.client();
   t.after(() => {
@@ -256,6 +275,11 @@ test('createRedisAdapter rejects missing or shared clients and bad durations at 
   assert.throws(() => createRedisAdapter({ pub, sub: pub }), /^TypeError: createRedisAdapter: options.sub must be a separate connection from options.pub \(pub.duplicate\(\)\)$/);
   assert.throws(() => createRedisAdapter({ pub, sub, heartbeatInterval: 0 }), /^RangeError: options.heartbeatInterval must be a positive number of ms, got 0$/);
   assert.throws(() => createRedisAdapter({ pub, sub, prefix: '' }), /^TypeError: options.prefix must be a non-empty string, got $/);
+  assert.throws(() => createRedisAdapter({ pub, sub, secret: 'short' }), /^RangeError: options.secret must be at least 16 bytes, got 5$/);
+  assert.throws(() => createRedisAdapter({ pub, sub, secret: 42 as never }), /^TypeError: options.secret must be a string or a Uint8Array$/);
+  assert.throws(() => createRedisAdapter({ pub, sub, maxFrameSize: 1.5 }), /^RangeError: options.maxFrameSize must be a positive integer, got 1.5$/);
+  assert.throws(() => createRedisAdapter({ pub, sub, maxPendingMessages: 0 }), /^RangeError: options.maxPendingMessages must be a positive integer, got 0$/);
+  assert.throws(() => createRedisAdapter({ pub, sub, maxPendingBytes: Infinity }), /^RangeError: options.maxPendingBytes must be a positive integer, got Infinity$/);
 });
 
 test('examples/cluster: two chat nodes share one chat and one online count through Redis', async (t) => {

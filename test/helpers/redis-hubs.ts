@@ -74,12 +74,12 @@ export async function startNode(t: TestContext, server: RedisServer, prefix: str
   const events = new EventEmitter();
   started.hub.on('error', (err) => {
     errors.push(err);
-    events.emit('error', err);
+    events.emit('reported', err); // not 'error': unlistened, Node's emitter would throw
   });
   const reported = async (pattern: RegExp, what: string): Promise<Error> => {
     const match = () => errors.find((e) => pattern.test(e.message));
     const wait = async () => {
-      while (!match()) await once(events, 'error');
+      while (!match()) await once(events, 'reported');
       return match()!;
     };
     return within(wait(), 5000, what);
