@@ -282,9 +282,10 @@ test('createRedisAdapter rejects missing or shared clients, bad durations, short
   assert.throws(() => createRedisAdapter({ pub, sub, maxPendingBytes: Infinity }), /^RangeError: options.maxPendingBytes must be a positive integer, got Infinity$/);
 });
 
-test('examples/cluster: two chat nodes share one chat and one online count through Redis', async (t) => {
-  const a = await run(t, 'examples/cluster/server.js', { REDIS_URL: redis.url });
-  const b = await run(t, 'examples/cluster/server.js', { REDIS_URL: redis.url });
+test('examples/cluster: two chat nodes with WSHUB_SECRET share one chat and one online count through Redis', async (t) => {
+  const env = { REDIS_URL: redis.url, WSHUB_SECRET: 'the example nodes share this key' };
+  const a = await run(t, 'examples/cluster/server.js', env);
+  const b = await run(t, 'examples/cluster/server.js', env);
   await Promise.all([a.line(/cluster node up/, 'a sees b'), b.line(/cluster node up/, 'b sees a')]);
   const page = await http(`http://127.0.0.1:${b.port}/`);
   assert.deepEqual([page.status, page.type], [200, 'text/html; charset=utf-8']);

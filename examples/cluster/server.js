@@ -3,6 +3,9 @@
 // in a tab of one reaches tabs of the other.
 //
 //   PORT=8066 REDIS_URL=redis://127.0.0.1:6379 node examples/cluster/server.js
+//
+// WSHUB_SECRET (the same on every node, 32 random bytes, e.g. `openssl rand -base64 32`) signs the
+// cluster's messages, so nothing else that can publish on this Redis can forge them (SECURITY.md).
 import { createClient } from 'redis';
 import { createRedisAdapter } from 'wshub/redis';
 import { createChat } from '../chat/app.js';
@@ -22,7 +25,7 @@ try {
 
 // The same app as the single-process chat; its page connects to /ws on whichever node served it.
 export const { hub, server } = createChat({
-  adapter: createRedisAdapter({ pub, sub, prefix: 'wshub-chat' }),
+  adapter: createRedisAdapter({ pub, sub, prefix: 'wshub-chat', secret: process.env.WSHUB_SECRET }),
   // Cluster membership (node up / left / expired) and Redis outages, one line each.
   logger: {
     info: (o, msg) => console.log(msg, o.node ?? ''),
