@@ -22,10 +22,16 @@ export interface Header {
   /** request id */ q?: number | undefined;
   /** answer: client count, has */ n?: number | undefined;
   h?: boolean | undefined;
+  /** signed messages only: the sender's message counter, and its clock (ms since the epoch) */
+  c?: number | undefined;
+  w?: number | undefined;
 }
 
-/** A received message that passed `decode`: only the fields its kind uses, each checked. */
-export type Message = { readonly f: string } & (
+/**
+ * A received message that passed `decode`: only the fields its kind uses, each checked; `c` and
+ * `w` are set when the message was signed.
+ */
+export type Message = { readonly f: string; c?: number; w?: number } & (
   | { readonly k: 'b'; readonly t: Target | undefined; readonly m: number | undefined; readonly frame: string }
   | { readonly k: 's'; readonly i: string; readonly frame: string }
   | { readonly k: 'j' | 'l'; readonly i: string; readonly r: string }
@@ -215,7 +221,14 @@ export function decode(message: string, via: Via, cx: DecodeContext): Message | 
   if (typeof k !== 'string' || !Object.hasOwn(kinds, k)) return 'k is not a message kind';
   const kind = kinds[k as Kind];
   if (!kind.via.includes(via)) return `a "${k}" message cannot arrive on a ${via} channel`;
-  return kind.decode(h as Raw, nl < 0 ? undefined : message.slice(nl + 1), cx);
+  const m = kind.decode(h as Raw, nl < 0 ? undefined : message.slice(nl + 1), cx);
+  if (!cx.authentic || typeof m === 'string') return m;
+  const { c, w } = h as Raw;
+  if (!isCount(c, 1)) return 'c must be a positive safe integer';
+  if (!isCount(w, 0)) return 'w must be a time in ms';
+  m.c = c;
+  m.w = w;
+  return m;
 }
 
 /**

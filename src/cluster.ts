@@ -22,6 +22,12 @@ export { resolveClusterOptions, type ClusterOptions } from './cluster-options.js
 const MAX_PEERS = 1024;
 /** At most one report per this many ms for each kind of repeated trouble (bad messages, refusals). */
 const REPORT_INTERVAL = 10_000;
+/**
+ * With a secret: a signed message stamped further than this from the receiver's clock is dropped
+ * (a replay from the past, or clocks out of sync), and a sender's counters are kept this long
+ * after its last message, so nothing it sent can be replayed while they would still accept it.
+ */
+const REPLAY_WINDOW = 30_000;
 
 interface Peer {
   /** client ids it holds, as far as its deltas told us */
@@ -91,6 +97,10 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   #closed = false;
   #seq = 0;
   #mid = 0;
+  /** signed messages published (a copy of a multi-channel broadcast shares its number) */
+  #out = 0;
+  /** with a secret: per sender uid, the last counter seen per channel, kept while `until` is ahead */
+  readonly #counters = new Map<string, { readonly last: Map<string, number>; until: number }>();
   #ask = 0;
   #timer: NodeJS.Timeout | undefined;
   /** this node's last snapshot, reused while its presence sequence number is unchanged */
@@ -173,6 +183,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
       const via = this.#via(channel);
       const m = via ? decode(opened, via, this.#decoding) : 'not a channel of this node';
       if (typeof m === 'string') return this.#bad(`on ${channel}`, m);
+      if (this.#signer && !this.#fresh(m, channel)) return;
       this.#handle(m);
     } catch (err) {
       this.host.reportError(new Error(`wshub cluster: failed to handle a message on ${channel.slice(0, 200)}`, { cause: err }));
@@ -237,7 +248,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     if (channels.size === 0) return n;
     // Every copy carries the whole target; a node takes the first copy and skips the rest.
     const m = channels.size > 1 ? ++this.#mid : undefined;
-    const message = encode({ f: this.uid, k: 'b', t: target, m }, frame.text);
+    const message = encode(this.#stamp({ f: this.uid, k: 'b', t: target, m }), frame.text);
     for (const channel of channels) this.#send(channel, message);
     return n;
   }
@@ -367,7 +378,38 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   }
 
   #publish(channel: string, header: Header, body?: string): boolean {
-    return this.#send(channel, encode(header, body));
+    return this.#send(channel, encode(this.#stamp(header), body));
+  }
+
+  /** With a secret, numbers and dates a message so that receivers can refuse a replay of it. */
+  #stamp(header: Header): Header {
+    if (this.#signer) {
+      header.c = ++this.#out;
+      header.w = Date.now();
+    }
+    return header;
+  }
+
+  /**
+   * Whether a signed message is new: stamped within REPLAY_WINDOW of this node's clock, and
+   * numbered above the last one its sender published on this channel. A replayed one is reported.
+   */
+  #fresh(m: Message, channel: string): boolean {
+    const t = Date.now();
+    const skew = t - m.w!;
+    if (Math.abs(skew) > REPLAY_WINDOW) {
+      this.#bad(`on ${channel}`, `stamped ${skew} ms from this node's clock (a replay, or clocks out of sync)`);
+      return false;
+    }
+    let counters = this.#counters.get(m.f);
+    if (!counters) this.#counters.set(m.f, (counters = { last: new Map(), until: 0 }));
+    if (m.c! <= (counters.last.get(channel) ?? 0)) {
+      this.#bad(`on ${channel}`, 'a replayed message');
+      return false;
+    }
+    counters.last.set(channel, m.c!);
+    counters.until = t + REPLAY_WINDOW;
+    return true;
   }
 
   /**
@@ -561,6 +603,8 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
         this.#drop(uid);
         this.#log('warn', uid, 'wshub: cluster node expired');
       }
+      const date = Date.now();
+      for (const [uid, { until }] of this.#counters) if (until < date) this.#counters.delete(uid);
     } catch (err) {
       this.host.reportError(err);
     }

@@ -67,6 +67,14 @@ test('refuses each malformed field, kind or channel with a reason', () => {
   for (const [message, via, why] of cases) assert.equal(decode(message, via, cx), why, message.slice(0, 80));
 });
 
+test('a signed message must carry its counter and date', () => {
+  const signed = { maxFrameSize: 1024, authentic: true };
+  assert.deepEqual(decode(encode({ f: F, k: 'h', s: 0, c: 3, w: 1700000000000 }), 'all', signed), { f: F, k: 'h', s: 0, c: 3, w: 1700000000000 });
+  assert.equal(decode(encode({ f: F, k: 'h', s: 0 }), 'all', signed), 'c must be a positive safe integer');
+  assert.equal(decode(encode({ f: F, k: 'h', s: 0, c: 3, w: -1 }), 'all', signed), 'w must be a time in ms');
+  assert.equal(decode(`{"f":"${F}","k":"h","s":0,"c":${deep(5000)},"w":1}`, 'all', signed), 'c must be a positive safe integer');
+});
+
 test('a frame body must be a JSON object of the reply/push shape and within maxFrameSize', () => {
   const cases: [string, string | undefined][] = [
     [frame, undefined],

@@ -178,6 +178,26 @@ test('with a secret, forged messages of every kind are dropped: no client sees o
   for (const node of nodes) assert.match(bad(node)[0]!.message, /: bad or missing signature$/);
 });
 
+test('with a secret, a signed message replayed on its channel, or stamped ten minutes ago, is dropped', async (t) => {
+  const { prefix, nodes, raw } = await cluster(t, { secret: SECRET });
+  const [a, b] = nodes;
+  const c = await clientsOn(t, nodes, 1);
+  const capture = await redis.client();
+  const captured: string[] = [];
+  await capture.subscribe(`${prefix}:all`, (message) => void captured.push(message));
+  b.hub.broadcast('pay', 100);
+  await expectOnly(b, c, { a0: [push('pay', 100)], b0: [push('pay', 100)] });
+  const recorded = captured.find((m) => m.includes('"actioncode":"pay"'))!;
+  await raw.publish(`${prefix}:all`, recorded);
+  await a.reported(/^wshub cluster: dropped a bad message on .+:all: a replayed message$/, 'report of the replay');
+  // What a recording from ten minutes ago would look like, signed with the right key.
+  const old = forge({ f: FAKE, k: 'b', c: 1, w: Date.now() - 600_000 }, encodeFrame('old', 1));
+  await raw.publish(`${prefix}:all`, sign(SECRET, `${prefix}:all`, old));
+  await expectOnly(b, c, {});
+  assert.equal(bad(a).length, 1, 'reported once per 10 s');
+  assert.match(bad(b)[0]!.message, /: stamped \d+ ms from this node's clock \(a replay, or clocks out of sync\)$/);
+});
+
 test('the ACL in SECURITY.md confines a user to its prefix: the cluster works under it, a co-tenant cannot publish there', async (t) => {
   const admin = await redis.client();
   const prefix = `acl${nanoid(8)}`;
