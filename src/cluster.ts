@@ -7,27 +7,22 @@
 // across channels (Redis does, for one publishing connection). Exactly-once, presence sync and
 // per-publisher order all rest on it.
 //
-// Trust: whatever arrives from the broker is checked by cluster-wire.ts's `decode` (and, with a
-// `secret`, its HMAC) before anything here reads it; see SECURITY.md "Redis is a trust boundary".
+// Trust: whatever arrives from the broker passes cluster-guard.ts's Inbox (size, HMAC and replay
+// checks with a `secret`, cluster-wire.ts's per-kind `decode`) before anything here reads it, and
+// everything published goes through its Outbox (bounded while unacknowledged, signed); see
+// SECURITY.md "Redis is a trust boundary".
 import { nanoid } from 'nanoid';
 import { InMemoryAdapter, type AdapterHost } from './adapter.js';
 import { Frame } from './protocol.js';
 import type { Target } from './types.js';
-import { decode, encode, MAX_HEADER, MAX_NAME, MAX_SNAPSHOT, Signer, TAG_LENGTH, type Header, type Message, type Via } from './cluster-wire.js';
-import { resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './cluster-options.js';
+import { encode, MAX_NAME, MAX_SNAPSHOT, Signer, TAG_LENGTH, type Header, type Message, type Via } from './cluster-wire.js';
+import { Inbox, Outbox, Throttle } from './cluster-guard.js';
+import { resolveClusterOptions, type ClusterOptions } from './cluster-options.js';
 
 export { resolveClusterOptions, type ClusterOptions } from './cluster-options.js';
 
 /** Most other nodes one node keeps track of; messages from further uids are dropped. */
 const MAX_PEERS = 1024;
-/** At most one report per this many ms for each kind of repeated trouble (bad messages, refusals). */
-const REPORT_INTERVAL = 10_000;
-/**
- * With a secret: a signed message stamped further than this from the receiver's clock is dropped
- * (a replay from the past, or clocks out of sync), and a sender's counters are kept this long
- * after its last message, so nothing it sent can be replayed while they would still accept it.
- */
-const REPLAY_WINDOW = 30_000;
 
 interface Peer {
   /** client ids it holds, as far as its deltas told us */
@@ -53,24 +48,6 @@ interface Ask {
 
 const now = () => performance.now();
 
-/** Lets the first of a run of similar errors through at once, then one per `REPORT_INTERVAL` with a count. */
-class Throttle {
-  #next = 0;
-  #held = 0;
-  /** @returns the number held back since the last report, or -1 if this one is held back too */
-  admit(): number {
-    const t = now();
-    if (t < this.#next) {
-      this.#held++;
-      return -1;
-    }
-    this.#next = t + REPORT_INTERVAL;
-    const held = this.#held;
-    this.#held = 0;
-    return held;
-  }
-}
-
 /**
  * Base of broker adapters: delivers locally through {@link InMemoryAdapter} and forwards the rest
  * over `publish`. Channels (`prefix` first): `:all` every node, `:node:<uid>` one node,
@@ -89,18 +66,14 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
    * broadcast are deduplicated by a window of recent ids and per-publisher order holds per channel.
    */
   protected ordered = true;
-  readonly #limits: Pick<ResolvedClusterOptions, 'maxFrameSize' | 'maxPendingMessages' | 'maxPendingBytes'>;
-  readonly #signer: Signer | undefined;
-  /** a received message longer than this is dropped unread */
-  readonly #maxMessage: number;
-  readonly #decoding: { readonly maxFrameSize: number; readonly authentic: boolean };
+  /** what leaves this node for the broker, and what enters from it (cluster-guard.ts) */
+  readonly #outbox: Outbox;
+  readonly #inbox: Inbox;
+  /** characters before a message's header: the HMAC tag, with a secret */
+  readonly #tag: number;
   #closed = false;
   #seq = 0;
   #mid = 0;
-  /** signed messages published (a copy of a multi-channel broadcast shares its number) */
-  #out = 0;
-  /** with a secret: per sender uid, the last counter seen per channel, kept while `until` is ahead */
-  readonly #counters = new Map<string, { readonly last: Map<string, number>; until: number }>();
   #ask = 0;
   #timer: NodeJS.Timeout | undefined;
   /** this node's last snapshot, reused while its presence sequence number is unchanged */
@@ -113,13 +86,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   readonly #asks = new Map<number, Ask>();
   /** (un)subscriptions not yet confirmed by the broker */
   readonly #pending = new Set<Promise<unknown>>();
-  /** messages handed to the broker and not acknowledged yet, and their characters */
-  #inflight = 0;
-  #inflightBytes = 0;
-  /** messages dropped since the in-flight bound was reached; undefined while under it */
-  #stall: { dropped: number } | undefined;
   readonly #badReports = new Throttle();
-  readonly #refusedReports = new Throttle();
 
   constructor(host: AdapterHost, options: ClusterOptions) {
     super(host);
@@ -127,10 +94,10 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     this.heartbeatInterval = o.heartbeatInterval;
     this.heartbeatTimeout = o.heartbeatTimeout;
     this.requestTimeout = o.requestTimeout;
-    this.#limits = o;
-    this.#signer = o.secret && new Signer(o.secret);
-    this.#decoding = { maxFrameSize: o.maxFrameSize, authentic: this.#signer !== undefined };
-    this.#maxMessage = TAG_LENGTH + MAX_HEADER + 1 + Math.max(o.maxFrameSize, MAX_SNAPSHOT);
+    const signer = o.secret && new Signer(o.secret);
+    this.#outbox = new Outbox((channel, message) => this.publish(channel, message), o, signer, host);
+    this.#inbox = new Inbox(o.maxFrameSize, signer);
+    this.#tag = signer ? TAG_LENGTH : 0;
     this.channels = { prefix: o.prefix, all: `${o.prefix}:all`, node: `${o.prefix}:node:${this.uid}` };
     this.#roomPrefix = `${o.prefix}:room:`;
     this.#self = `{"f":"${this.uid}"`;
@@ -175,15 +142,10 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
    * (at most one report per 10 s). Never throws.
    */
   protected receive(message: string, channel: string): void {
-    if (this.#closed || message.startsWith(this.#self, this.#signer ? TAG_LENGTH : 0)) return; // our own echo
+    if (this.#closed || message.startsWith(this.#self, this.#tag)) return; // our own echo
     try {
-      if (message.length > this.#maxMessage) return this.#bad(`on ${channel}`, `message of ${message.length} characters`);
-      const opened = this.#signer ? this.#signer.open(channel, message) : message;
-      if (opened === undefined) return this.#bad(`on ${channel}`, 'bad or missing signature');
-      const via = this.#via(channel);
-      const m = via ? decode(opened, via, this.#decoding) : 'not a channel of this node';
+      const m = this.#inbox.accept(message, channel, this.#via(channel));
       if (typeof m === 'string') return this.#bad(`on ${channel}`, m);
-      if (this.#signer && !this.#fresh(m, channel)) return;
       this.#handle(m);
     } catch (err) {
       this.host.reportError(new Error(`wshub cluster: failed to handle a message on ${channel.slice(0, 200)}`, { cause: err }));
@@ -192,7 +154,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   override added(client: Parameters<InMemoryAdapter['added']>[0]): void {
     super.added(client);
-    if (this.#name(client.id, 'client id')) this.#publish(this.channels.all, { f: this.uid, k: '+', i: client.id, s: ++this.#seq });
+    if (this.#outbox.name(client.id, 'client id')) this.#publish(this.channels.all, { f: this.uid, k: '+', i: client.id, s: ++this.#seq });
   }
 
   override removed(client: Parameters<InMemoryAdapter['removed']>[0]): void {
@@ -202,7 +164,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   override join(clientId: string, room: string): boolean {
     if (super.join(clientId, room)) return true;
-    if (this.#name(clientId, 'client id') && this.#name(room, 'room')) {
+    if (this.#outbox.name(clientId, 'client id') && this.#outbox.name(room, 'room')) {
       this.#publish(this.#route(clientId), { f: this.uid, k: 'j', i: clientId, r: room });
     }
     return false;
@@ -210,7 +172,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   override leave(clientId: string, room: string): boolean {
     if (super.leave(clientId, room)) return true;
-    if (this.#name(clientId, 'client id') && this.#name(room, 'room')) {
+    if (this.#outbox.name(clientId, 'client id') && this.#outbox.name(room, 'room')) {
       this.#publish(this.#route(clientId), { f: this.uid, k: 'l', i: clientId, r: room });
     }
     return false;
@@ -218,7 +180,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   override send(clientId: string, frame: Frame): boolean {
     if (this.localSend(clientId, frame) !== undefined) return true;
-    if (this.#name(clientId, 'client id') && this.#fits(frame)) {
+    if (this.#outbox.name(clientId, 'client id') && this.#outbox.fits(frame)) {
       this.#publish(this.#route(clientId), { f: this.uid, k: 's', i: clientId }, frame.text);
     }
     return false;
@@ -226,7 +188,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   override broadcast(frame: Frame, target: Target | undefined): number {
     const n = this.localBroadcast(frame, target);
-    if (!this.#fits(frame) || !this.#targetFits(target)) return n;
+    if (!this.#outbox.fits(frame) || !this.#outbox.targetFits(target)) return n;
     if (!target || (!target.to && !target.rooms)) {
       const t = target?.except?.length ? { except: target.except } : undefined;
       this.#publish(this.channels.all, { f: this.uid, k: 'b', t }, frame.text);
@@ -248,8 +210,8 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     if (channels.size === 0) return n;
     // Every copy carries the whole target; a node takes the first copy and skips the rest.
     const m = channels.size > 1 ? ++this.#mid : undefined;
-    const message = encode(this.#stamp({ f: this.uid, k: 'b', t: target, m }), frame.text);
-    for (const channel of channels) this.#send(channel, message);
+    const message = encode(this.#outbox.stamp({ f: this.uid, k: 'b', t: target, m }), frame.text);
+    for (const channel of channels) this.#outbox.send(channel, message);
     return n;
   }
 
@@ -294,35 +256,6 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     if (held < 0) return;
     const more = held > 0 ? `; ${held} more dropped since the last report` : '';
     this.host.reportError(new Error(`wshub cluster: dropped a bad message ${where.slice(0, 200)}: ${why}${more}`));
-  }
-
-  /** Reports a message this node will not publish (it would be dropped by every receiver). */
-  #refuse(why: string): false {
-    const held = this.#refusedReports.admit();
-    if (held >= 0) {
-      const more = held > 0 ? `; ${held} more refused since the last report` : '';
-      this.host.reportError(new Error(`wshub cluster: ${why}; not sent to other nodes${more}`));
-    }
-    return false;
-  }
-
-  #name(name: string, what: string): boolean {
-    return name.length <= MAX_NAME || this.#refuse(`a ${what} of ${name.length} characters exceeds ${MAX_NAME}`);
-  }
-
-  #fits(frame: Frame): boolean {
-    const max = this.#limits.maxFrameSize;
-    const { length } = frame.text;
-    if (length <= max && (length * 3 <= max || Buffer.byteLength(frame.text) <= max)) return true;
-    return this.#refuse(`a frame of ${Buffer.byteLength(frame.text)} bytes exceeds maxFrameSize (${max})`);
-  }
-
-  #targetFits(target: Target | undefined): boolean {
-    if (!target) return true;
-    for (const list of [target.to, target.rooms, target.except]) {
-      for (const name of list ?? []) if (!this.#name(name, 'target name')) return false;
-    }
-    return true;
   }
 
   #via(channel: string): Via | undefined {
@@ -378,83 +311,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   }
 
   #publish(channel: string, header: Header, body?: string): boolean {
-    return this.#send(channel, encode(this.#stamp(header), body));
-  }
-
-  /** With a secret, numbers and dates a message so that receivers can refuse a replay of it. */
-  #stamp(header: Header): Header {
-    if (this.#signer) {
-      header.c = ++this.#out;
-      header.w = Date.now();
-    }
-    return header;
-  }
-
-  /**
-   * Whether a signed message is new: stamped within REPLAY_WINDOW of this node's clock, and
-   * numbered above the last one its sender published on this channel. A replayed one is reported.
-   */
-  #fresh(m: Message, channel: string): boolean {
-    const t = Date.now();
-    const skew = t - m.w!;
-    if (Math.abs(skew) > REPLAY_WINDOW) {
-      this.#bad(`on ${channel}`, `stamped ${skew} ms from this node's clock (a replay, or clocks out of sync)`);
-      return false;
-    }
-    let counters = this.#counters.get(m.f);
-    if (!counters) this.#counters.set(m.f, (counters = { last: new Map(), until: 0 }));
-    if (m.c! <= (counters.last.get(channel) ?? 0)) {
-      this.#bad(`on ${channel}`, 'a replayed message');
-      return false;
-    }
-    counters.last.set(channel, m.c!);
-    counters.until = t + REPLAY_WINDOW;
-    return true;
-  }
-
-  /**
-   * Publishes unless `maxPendingMessages` / `maxPendingBytes` are already in flight: a broker that
-   * stalls (paused, swapping, SIGSTOPped) with the connection up then costs a bounded amount of
-   * memory, and the messages past the bound are dropped and counted, reported once per stall.
-   */
-  #send(channel: string, message: string): boolean {
-    if (this.#inflight >= this.#limits.maxPendingMessages || this.#inflightBytes >= this.#limits.maxPendingBytes) {
-      return this.#overflow();
-    }
-    const sent = this.publish(channel, this.#signer ? this.#signer.sign(channel, message) : message);
-    if (!sent) return false;
-    const size = message.length;
-    this.#inflight++;
-    this.#inflightBytes += size;
-    const release = (): void => this.#release(size);
-    sent.then(release, release);
-    return true;
-  }
-
-  #overflow(): false {
-    if (this.#stall) {
-      this.#stall.dropped++;
-      return false;
-    }
-    this.#stall = { dropped: 1 };
-    this.host.reportError(
-      new Error(
-        `wshub cluster: the broker has not acknowledged ${this.#inflight} messages (${this.#inflightBytes} characters; ` +
-          `maxPendingMessages ${this.#limits.maxPendingMessages}, maxPendingBytes ${this.#limits.maxPendingBytes}); ` +
-          'dropping messages for other nodes until it catches up',
-      ),
-    );
-    return false;
-  }
-
-  #release(size: number): void {
-    this.#inflight--;
-    this.#inflightBytes -= size;
-    const { maxPendingMessages, maxPendingBytes } = this.#limits;
-    if (!this.#stall || this.#inflight > maxPendingMessages / 2 || this.#inflightBytes > maxPendingBytes / 2) return;
-    const { dropped } = this.#stall;
-    this.#stall = undefined;
-    this.host.logger.warn?.({ prefix: this.channels.prefix, dropped }, 'wshub: the broker acknowledges again; `dropped` messages for other nodes were lost meanwhile');
+    return this.#outbox.send(channel, encode(this.#outbox.stamp(header), body));
   }
 
   #route(clientId: string): string {
@@ -570,7 +427,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
       this.#snap = { seq: this.#seq, body: JSON.stringify(ids) };
     }
     const { seq, body } = this.#snap;
-    if (body.length > MAX_SNAPSHOT) return void this.#refuse(`a snapshot of ${body.length} characters exceeds ${MAX_SNAPSHOT}`);
+    if (body.length > MAX_SNAPSHOT) return void this.#outbox.refuse(`a snapshot of ${body.length} characters exceeds ${MAX_SNAPSHOT}`);
     this.#publish(this.#node(to), { f: this.uid, k: 'snap', s: seq }, body);
   }
 
@@ -603,8 +460,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
         this.#drop(uid);
         this.#log('warn', uid, 'wshub: cluster node expired');
       }
-      const date = Date.now();
-      for (const [uid, { until }] of this.#counters) if (until < date) this.#counters.delete(uid);
+      this.#inbox.prune();
     } catch (err) {
       this.host.reportError(err);
     }
