@@ -10,7 +10,7 @@ import { assertNoLeaks } from './helpers/hub.ts';
 import { connect } from './helpers/client.ts';
 import { trapCrashes } from './helpers/crash.ts';
 import { startRedis } from './helpers/redis.ts';
-import { startCluster } from './helpers/redis-cluster.ts';
+import { startCluster } from './helpers/redis-hubs.ts';
 import { within } from './helpers/wait.ts';
 
 assertNoLeaks();
