@@ -2,7 +2,7 @@
 // header, then (for some kinds) '\n' and a body: a frame's text or a snapshot. With a `secret`,
 // a 22-character HMAC tag precedes it. Everything that arrives from the broker is untrusted until
 // `decode` has checked it: one decoder per message kind, each checking every field it uses.
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Target } from './types.js';
 
 /** Message kinds: b broadcast, s send, j/l join/leave, +/- presence delta, h heartbeat,
@@ -236,9 +236,9 @@ export function decode(message: string, via: Via, cx: DecodeContext): Message | 
  * can neither forge a message nor move a signed one to another channel.
  */
 export class Signer {
-  readonly #key: Uint8Array;
+  readonly #key: KeyObject; // imported once: createHmac with raw bytes would import them per message
   constructor(key: Uint8Array) {
-    this.#key = key;
+    this.#key = createSecretKey(key);
   }
 
   #tag(channel: string, message: string): string {
