@@ -13,6 +13,7 @@ const TITLES = {
   fanout: (n) => `fan-out, ${n.toLocaleString('en-US')} clients (µs/msg)`,
   burst: (n) => `10 per turn, ${n.toLocaleString('en-US')} clients (µs/msg)`,
   reqrep: (n) => `request/reply, ${n.toLocaleString('en-US')} clients (µs/req)`,
+  flood: (n) => `${n} victims' p99 beside a flooder (µs)`,
   memory: (n) => `idle connection, ${n.toLocaleString('en-US')} (KB RSS)`,
   handshake: () => 'handshake (µs/conn)',
 };

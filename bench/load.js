@@ -17,6 +17,12 @@ let expectSeq = 0;
 let bad = 0; // frames that failed a content check, or unexpected closes
 const problems = [];
 let rr; // request/reply state while running
+let flood; // the flooder's state while running
+
+const echoBody = (id) =>
+  sio
+    ? `42${id}["echo",{"seq":${id},"text":"${TEXT}"}]`
+    : `{"actioncode":"echo","data":{"seq":${id},"text":"${TEXT}"},"id":${id}}`;
 
 function problem(text) {
   bad++;
@@ -47,6 +53,7 @@ class Conn {
       return problem(`close frame ${buf.readUInt16BE(start)}`);
     }
     if (opcode !== 1 && opcode !== 2) return;
+    if (this === flood?.conn) return this.floodReply();
     if (sio) {
       const c0 = buf[start];
       if (c0 === 0x32) return void this.socket.write(SIO_PONG); // engine.io ping "2"
@@ -83,11 +90,17 @@ class Conn {
 
   request() {
     const id = this.nextId++;
-    const body = sio
-      ? `42${id}["echo",{"seq":${id},"text":"${TEXT}"}]`
-      : `{"actioncode":"echo","data":{"seq":${id},"text":"${TEXT}"},"id":${id}}`;
     this.sentAt = performance.now();
-    this.socket.write(frameOf(body, { masked: true }));
+    this.socket.write(frameOf(echoBody(id), { masked: true }));
+  }
+
+  /** The flooder: counts its replies, and writes the next batch once one batch is answered. */
+  floodReply() {
+    flood.replies++;
+    if (++flood.answered >= flood.batch.count && flood.running) {
+      flood.answered = 0;
+      this.socket.write(flood.batch.bytes);
+    }
   }
 
   answer(buf, start, end) {
@@ -181,19 +194,34 @@ const handlers = {
     }
     return { ok: bad === 0, total, problems };
   },
-  rrStart() {
+  // Every connection from `from` on keeps one echo request in flight.
+  rrStart({ from = 0 } = {}) {
     rr = { running: true, latencies: [] };
-    for (const c of conns) c.request();
+    for (const c of conns.slice(from)) c.request();
+    return {};
+  },
+  // Connection 0 floods: `batch` echo requests in one TCP write, the next batch as soon as one
+  // batch is answered, so two batches are in flight (an honest pipelining client that reads).
+  floodStart({ batch }) {
+    const bytes = Buffer.concat(Array.from({ length: batch }, (_, i) => frameOf(echoBody(i + 1), { masked: true })));
+    flood = { conn: conns[0], batch: { count: batch, bytes }, answered: 0, replies: 0, running: true };
+    flood.conn.socket.write(bytes);
+    flood.conn.socket.write(bytes);
+    return {};
+  },
+  floodStop() {
+    flood.running = false;
     return {};
   },
   mark() {
-    mark = { cpu: process.cpuUsage(), at: performance.now() };
+    mark = { cpu: process.cpuUsage(), at: performance.now(), floodReplies: flood?.replies };
     if (rr) rr.latencies = [];
     return {};
   },
   read() {
     const cpu = process.cpuUsage(mark.cpu);
     const out = { cpu: cpu.user + cpu.system, wall: (performance.now() - mark.at) * 1e3 };
+    if (flood) out.floodReplies = flood.replies - (mark.floodReplies ?? 0);
     if (rr) {
       const l = Float64Array.from(rr.latencies).sort();
       const q = (p) => (l.length ? l[Math.min(l.length - 1, Math.floor(p * l.length))] * 1e3 : NaN);

@@ -1,6 +1,6 @@
 // The benchmark suite: wshub against raw ws, socket.io 4 and a net floor, in one interleaved run.
 //
-//   node bench/run.js [fanout] [burst] [reqrep] [memory] [handshake] [cluster]
+//   node bench/run.js [fanout] [burst] [reqrep] [flood] [memory] [handshake] [cluster]
 //                     [--quick] [--reps N] [--subjects wshub,ws,…] [--prof]
 //
 // Each measurement runs in fresh processes: the server pinned to one core, the load generator
@@ -18,7 +18,7 @@ import { checkTargets, METRICS, summarize } from './summary.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
-const SCENARIOS = ['fanout', 'burst', 'reqrep', 'memory', 'handshake', 'cluster'];
+const SCENARIOS = ['fanout', 'burst', 'reqrep', 'flood', 'memory', 'handshake', 'cluster'];
 const ALL_SUBJECTS = ['wshub', 'ws', 'socketio', 'floor'];
 
 const args = process.argv.slice(2);
@@ -48,6 +48,8 @@ const want = new Set(wanted);
 const SIZES = quick
   ? { big: 10_000, small: 1_000, fan: { 1000: 60, 10000: 8 }, burst: { 1000: 6, 10000: 1 }, rr: 1000 }
   : { big: 10_000, small: 1_000, fan: { 1000: 200, 10000: 24 }, burst: { 1000: 20, 10000: 3 }, rr: 2000 };
+const VICTIMS = 10; // flood: clients with one request in flight beside the flooder
+const FLOOD_BATCH = 2000; // flood: echo requests per TCP write of the flooder
 const BURST = 10; // broadcasts per loop turn in the bursty scenario
 const WINDOW_MSGS = 40_000; // pushes in flight at most before waiting for the load generator
 const CONCURRENCY = 100; // handshakes in flight
@@ -248,6 +250,43 @@ async function reqrepSession(subject, n, rep) {
   }
 }
 
+/**
+ * A flood: VICTIMS clients each keep one `echo` in flight, first alone (their unloaded latency),
+ * then beside one client that writes FLOOD_BATCH echo requests per TCP write, two batches in
+ * flight, reading its replies. The metric is the victims' p99 under the flood; `slowdown` is that
+ * over their unloaded p99 in the same process pair.
+ */
+async function floodSession(subject, rep) {
+  const srv = new Proc('server.js', [subject], SERVER_CORE, profFlags('flood', subject, VICTIMS, rep));
+  const cli = new Proc('load.js', [], CLIENT_CORE);
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  try {
+    const [{ port, path }] = await Promise.all([srv.first('listening'), cli.first('ready')]);
+    await cli.call('connect', { n: 1 + VICTIMS, port, path, concurrency: CONCURRENCY }, 60_000);
+    await cli.call('rrStart', { from: 1 });
+    await sleep(500);
+    await both(srv, cli, 'mark');
+    await sleep(SIZES.rr);
+    const [, idle] = await both(srv, cli, 'read');
+    await cli.call('floodStart', { batch: FLOOD_BATCH });
+    await sleep(500);
+    await both(srv, cli, 'mark');
+    await sleep(SIZES.rr);
+    const [s, c] = await both(srv, cli, 'read');
+    await cli.call('floodStop');
+    await cli.call('rrStop');
+    if (!c.ok) throw new Error(`reply check failed: ${c.problems.join('; ')}`);
+    if (!c.floodReplies || !c.replies) throw new Error(`no progress: ${c.floodReplies} flood replies, ${c.replies} victim replies`);
+    measured({
+      scenario: 'flood', n: VICTIMS, subject, rep,
+      p99: c.p99, p50: c.p50, idleP50: idle.p50, idleP99: idle.p99, slowdown: c.p99 / idle.p99,
+      victimPerSec: c.replies / (c.wall / 1e6), floodPerSec: c.floodReplies / (c.wall / 1e6), ...util(s, c),
+    });
+  } finally {
+    await Promise.all([srv.stop(), cli.stop()]);
+  }
+}
+
 const sessions = [];
 if (want.has('handshake') || want.has('memory') || want.has('fanout') || want.has('burst')) {
   sessions.push({ name: `clients ${SIZES.big}`, run: (s, r) => clientsSession(s, SIZES.big, r) });
@@ -258,6 +297,7 @@ if (want.has('fanout') || want.has('burst')) {
 if (want.has('reqrep')) {
   for (const n of [100, 1000]) sessions.push({ name: `reqrep ${n}`, run: (s, r) => reqrepSession(s, n, r) });
 }
+if (want.has('flood')) sessions.push({ name: 'flood', run: floodSession });
 
 // --- reporting ---
 

@@ -15,6 +15,9 @@ export const METRICS = {
   fanout: { key: 'usPerMsg', unit: 'µs/msg', cols: [['msgPerSec', 'msg/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
   burst: { key: 'usPerMsg', unit: 'µs/msg', cols: [['msgPerSec', 'msg/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
   reqrep: { key: 'usPerReq', unit: 'µs/req', cols: [['reqPerSec', 'req/s', 0], ['p50', 'p50 µs', 0], ['p99', 'p99 µs', 0], ['srvUtil', 'srv%', '%']] },
+  flood: {
+    key: 'p99', unit: 'p99 µs', cols: [['slowdown', '÷ idle p99', 2], ['p50', 'p50 µs', 0], ['idleP99', 'idle p99', 0], ['floodPerSec', 'flood/s', 0], ['victimPerSec', 'victim/s', 0]],
+  },
   memory: { key: 'rssKB', unit: 'KB RSS/conn', cols: [['heapKB', 'heap KB', 2], ['externalKB', 'ext KB', 2]] },
   handshake: { key: 'usPerConn', unit: 'µs/conn', cols: [['perSec', 'conn/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
 };
@@ -80,6 +83,10 @@ export function checkTargets(rows) {
   for (const n of sizes('reqrep')) {
     check(`reqrep ${n}: µs/req ≤ 1.1× ws`, 'reqrep', n, 'usPerReq', 'ws', 1.1);
     check(`reqrep ${n}: p99 ≤ 1.1× ws`, 'reqrep', n, 'p99', 'ws', 1.1);
+  }
+  // Fairness is the victims' own slowdown, not a comparison with ws (whose default is unfair).
+  for (const r of rows.filter((x) => x.scenario === 'flood' && x.subject === 'wshub')) {
+    out.push({ target: 'flood: victim p99 ≤ 2× unloaded', ratio: r.slowdown, limit: 2, met: r.slowdown <= 2 });
   }
   for (const n of sizes('memory')) {
     check(`memory ${n}: RSS/conn ≤ 1.15× ws`, 'memory', n, 'rssKB', 'ws', 1.15);
