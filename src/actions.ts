@@ -1,5 +1,6 @@
 // The actions table: built once at createManager, so dispatch is one Map lookup with no case work.
 import { toCamel, toSnake } from './case.js';
+import { MAX_ACTIONCODE_LENGTH } from './protocol.js';
 import type { StandardSchemaV1 } from './standard-schema.js';
 import type { ActionContext } from './types.js';
 
@@ -52,6 +53,10 @@ export function compileActions(actions: object | undefined, clientFanout: boolea
     }
     if (!KEY.test(key)) {
       throw new TypeError(`action key "${key}" must be camelCase ASCII letters and digits, starting lower case`);
+    }
+    // Inbound codes past the cap are refused before lookup, so such an action could never run.
+    if (snake.length > MAX_ACTIONCODE_LENGTH) {
+      throw new RangeError(`action key "${key}" is too long: its wire code has ${snake.length} characters, at most ${MAX_ACTIONCODE_LENGTH}`);
     }
     const value: unknown = (actions as Record<string, unknown>)[key];
     let action: CompiledAction;

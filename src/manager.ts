@@ -70,6 +70,11 @@ export interface TransportHost {
 
 type AnyClient = Client<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
+/** Longest room name; longer throws a RangeError at join, leave and broadcast. */
+export const MAX_ROOM_LENGTH = 256;
+/** A message refused by the rate limit is decoded (to echo its actioncode and id) only up to this size. */
+export const RATE_LIMIT_ECHO_BYTES = 512;
+
 /**
  * The hub. Create it with {@link createManager}; it is an eventemitter3 emitter of
  * {@link ManagerEvents}.
@@ -193,6 +198,11 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
   /** Puts a client in a room (the seed's "Group"). @returns whether the client is on this node */
   join(clientId: string, room: string): boolean {
     checkRoom(room);
+    const client = this.#registry.get(clientId);
+    const max = this.#options.maxRoomsPerClient;
+    if (client && client.rooms.size >= max && !client.rooms.has(room)) {
+      throw new RangeError(`client "${clientId}" is already in ${max} rooms, the most options.maxRoomsPerClient allows`);
+    }
     return this.#adapter.join(clientId, room);
   }
 
@@ -452,6 +462,9 @@ function checkRoom(room: unknown): void {
   if (typeof room !== 'string' || room === '') {
     throw new TypeError(`room must be a non-empty string, got ${JSON.stringify(room) ?? String(room)}`);
   }
+  if (room.length > MAX_ROOM_LENGTH) {
+    throw new RangeError(`room name must be at most ${MAX_ROOM_LENGTH} characters, got ${room.length}`);
+  }
 }
 
 function checkTarget(target: Target | undefined): void {
@@ -461,6 +474,11 @@ function checkTarget(target: Target | undefined): void {
     const list = target[key];
     if (list !== undefined && !(Array.isArray(list) && list.every((x) => typeof x === 'string'))) {
       throw new TypeError(`broadcast target.${key} must be an array of strings`);
+    }
+  }
+  for (const room of target.rooms ?? []) {
+    if (room.length > MAX_ROOM_LENGTH) {
+      throw new RangeError(`room name must be at most ${MAX_ROOM_LENGTH} characters, got ${room.length}`);
     }
   }
 }

@@ -7,6 +7,18 @@ export const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 export const DEFAULT_HEARTBEAT_INTERVAL = 30_000;
 export const DEFAULT_AUTHENTICATE_TIMEOUT = 10_000;
+export const DEFAULT_MAX_FRAGMENTS = 1024;
+export const DEFAULT_CLOSE_TIMEOUT = 5000;
+export const DEFAULT_MAX_ROOMS_PER_CLIENT = 1000;
+
+/**
+ * Enough TCP reads to carry a `maxPayload` message in 512-byte pieces (smaller than any real
+ * segment), and never fewer than 1,024: each read ws holds costs ~110 bytes of heap on top of its
+ * data, so this keeps a peer dribbling one byte per read to ~0.2 × maxPayload of bookkeeping.
+ */
+export function defaultMaxBufferedChunks(maxPayload: number): number {
+  return Math.max(1024, Math.ceil(maxPayload / 512));
+}
 
 export interface Resolved {
   readonly authenticate: ((req: IncomingMessage) => unknown) | undefined;
@@ -16,7 +28,11 @@ export interface Resolved {
   readonly allowOrigin: ((origin: string, req: IncomingMessage) => boolean) | undefined;
   readonly protocols: readonly string[] | undefined;
   readonly maxPayload: number;
+  readonly maxFragments: number;
+  readonly maxBufferedChunks: number;
+  readonly closeTimeout: number;
   readonly maxClients: number;
+  readonly maxRoomsPerClient: number;
   /** interval 0: off */
   readonly heartbeat: { readonly interval: number };
   readonly backpressure: { readonly highWaterMark: number; readonly policy: 'close' | 'drop' };
@@ -94,14 +110,19 @@ export function resolveOptions(o: ManagerOptions<any, any>): Resolved { // eslin
   }
   const logger = o.logger ?? {};
   if (typeof logger !== 'object' || logger === null) throw new TypeError('options.logger must be an object');
+  const maxPayload = positive('maxPayload', o.maxPayload, DEFAULT_MAX_PAYLOAD);
   const resolved: Resolved = {
     authenticate: fn('authenticate', o.authenticate),
     authenticateTimeout: positive('authenticateTimeout', o.authenticateTimeout, DEFAULT_AUTHENTICATE_TIMEOUT),
     id: fn('id', o.id),
     allowOrigin: originCheck(o.allowOrigin),
     protocols: stringList('protocols', o.protocols),
-    maxPayload: positive('maxPayload', o.maxPayload, DEFAULT_MAX_PAYLOAD),
+    maxPayload,
+    maxFragments: positive('maxFragments', o.maxFragments, DEFAULT_MAX_FRAGMENTS),
+    maxBufferedChunks: positive('maxBufferedChunks', o.maxBufferedChunks, defaultMaxBufferedChunks(maxPayload)),
+    closeTimeout: positive('closeTimeout', o.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
     maxClients: positive('maxClients', o.maxClients, Infinity, { infinite: true }),
+    maxRoomsPerClient: positive('maxRoomsPerClient', o.maxRoomsPerClient, DEFAULT_MAX_ROOMS_PER_CLIENT, { infinite: true }),
     heartbeat,
     backpressure: {
       highWaterMark: positive('backpressure.highWaterMark', o.backpressure?.highWaterMark, DEFAULT_HIGH_WATER_MARK),

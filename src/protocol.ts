@@ -4,6 +4,15 @@ import { Code } from './errors.js';
 /** A request id as the client sent it; echoed in the reply. */
 export type RequestId = string | number;
 
+// Bounds on what a client may ask the hub to echo or fan out: a reply repeats `actioncode` and
+// `id`, and a fanned-out reply goes to every id in `client_ids`, so each is capped (code 1 past it).
+/** Longest inbound string `id`; longer gets code 1. A UUID is 36, a nanoid 21. */
+export const MAX_ID_LENGTH = 64;
+/** Longest `actioncode`; longer gets code 1 (and `createManager` refuses longer action keys). */
+export const MAX_ACTIONCODE_LENGTH = 128;
+/** Most entries in a client's `client_ids`; more gets code 1. For larger audiences use rooms. */
+export const MAX_CLIENT_IDS = 1000;
+
 /** A decoded inbound message. */
 export interface Inbound {
   readonly actioncode: string;
@@ -35,14 +44,19 @@ export class Frame {
 }
 
 function isId(v: unknown): v is RequestId {
-  return typeof v === 'string' || (typeof v === 'number' && Number.isFinite(v));
+  return typeof v === 'string' ? v.length <= MAX_ID_LENGTH : typeof v === 'number' && Number.isFinite(v);
 }
 
+function isActioncode(v: unknown): v is string {
+  return typeof v === 'string' && v !== '' && v.length <= MAX_ACTIONCODE_LENGTH;
+}
+
+// Only bounded values are echoed, so an error reply is never larger than a few hundred bytes.
 function fault(fault: string, actioncode: unknown, id: unknown): Fault {
   return {
     fault,
     code: Code.InvalidParams,
-    actioncode: typeof actioncode === 'string' ? actioncode : '',
+    actioncode: isActioncode(actioncode) ? actioncode : '',
     id: isId(id) ? id : undefined,
   };
 }
@@ -61,20 +75,23 @@ export function parseInbound(text: string): Inbound | Fault {
   const m = msg as Record<string, unknown>;
   const { actioncode, id, data, is_broadcast: isBroadcast, client_ids: clientIds } = m;
   if (id !== undefined && id !== null && !isId(id)) {
-    return fault('id must be a string or a finite number', actioncode, undefined);
+    const why = typeof id === 'string' ? `id must be at most ${MAX_ID_LENGTH} characters` : 'id must be a string or a finite number';
+    return fault(why, actioncode, undefined);
   }
   if (typeof actioncode !== 'string' || actioncode === '') {
     return fault('actioncode must be a non-empty string', actioncode, id);
   }
+  if (actioncode.length > MAX_ACTIONCODE_LENGTH) {
+    return fault(`actioncode must be at most ${MAX_ACTIONCODE_LENGTH} characters`, actioncode, id);
+  }
   if (isBroadcast !== undefined && isBroadcast !== null && typeof isBroadcast !== 'boolean') {
     return fault('is_broadcast must be a boolean', actioncode, id);
   }
-  if (
-    clientIds !== undefined &&
-    clientIds !== null &&
-    !(Array.isArray(clientIds) && clientIds.every((c) => typeof c === 'string'))
-  ) {
-    return fault('client_ids must be an array of strings', actioncode, id);
+  if (clientIds !== undefined && clientIds !== null) {
+    if (!Array.isArray(clientIds)) return fault('client_ids must be an array of strings', actioncode, id);
+    // The length first: a huge list is refused without walking it.
+    if (clientIds.length > MAX_CLIENT_IDS) return fault(`client_ids must have at most ${MAX_CLIENT_IDS} entries`, actioncode, id);
+    if (!clientIds.every((c) => typeof c === 'string')) return fault('client_ids must be an array of strings', actioncode, id);
   }
   return {
     actioncode,

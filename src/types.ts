@@ -121,8 +121,37 @@ export interface ManagerOptions<Schemas = Record<string, unknown>, Data = undefi
   protocols?: readonly string[] | undefined;
   /** Largest inbound message; bigger closes the connection with 1009. @default 1048576 (1 MiB) */
   maxPayload?: number | undefined;
-  /** Upgrades past this many clients get HTTP 503. @default Infinity */
+  /**
+   * Most frames (fragments) one message may arrive in; more closes the connection with 1008.
+   * Browsers never fragment; Go's gorilla/websocket splits a 1 MiB message into 256. Each held
+   * fragment costs ~110 bytes of heap besides its data, so this bounds what a peer that never
+   * finishes its message can pin (~110 KiB at the default). Applies to upgrades the hub serves;
+   * a socket adopted with `register()` keeps its own server's setting.
+   * @default 1024
+   */
+  maxFragments?: number | undefined;
+  /**
+   * Most TCP reads the WebSocket parser may hold for one unfinished frame; more closes the
+   * connection with 1008. Each costs ~110 bytes of heap besides its data, so this bounds a peer
+   * that dribbles a frame one byte per TCP segment. Applies to upgrades the hub serves.
+   * @default max(1024, ceil(maxPayload / 512)): 2048 with the default maxPayload
+   */
+  maxBufferedChunks?: number | undefined;
+  /**
+   * ms a closing socket has to complete the close handshake (answer the close frame and end TCP)
+   * before it is terminated. Until then it counts toward `maxClients`, and nothing it sends is
+   * read by the hub. `ws` would wait 30 s.
+   * @default 5000
+   */
+  closeTimeout?: number | undefined;
+  /**
+   * Upgrades past this many sockets get HTTP 503. Closing sockets count until their TCP
+   * connection is gone (at most `closeTimeout`).
+   * @default Infinity
+   */
   maxClients?: number | undefined;
+  /** Rooms one client may be in; `hub.join()` past it throws a RangeError. @default 1000 */
+  maxRoomsPerClient?: number | undefined;
   /** Protocol-level ping every `interval` ms; `false` turns liveness checks off. @default { interval: 30000 } */
   heartbeat?:
     | {
