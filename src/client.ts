@@ -11,6 +11,13 @@ export interface Connection {
   /** Queues a frame after every frame queued before it; returns the bytes queued. */
   send(frame: Frame): number;
   ping(): void;
+  /** Stops reading from the peer (what it sends waits in TCP buffers) until `resume()`. */
+  pause(): void;
+  resume(): void;
+  /**
+   * Starts the close handshake; the peer has the manager's `closeTimeout` to complete it before
+   * the socket is terminated. Nothing it sends afterwards reaches the manager.
+   */
   close(code: number, reason: string): void;
   terminate(): void;
 }
@@ -41,8 +48,11 @@ export class Client<Data = unknown> {
 
   /** @internal */ [kOpen] = true;
   /** @internal */ [kAlive] = true;
-  /** @internal rate-limit window: start (ms), accepted, rejected; created on first use */
-  [kRate]: { start: number; count: number; rejected: number } | undefined = undefined;
+  /**
+   * @internal rate-limit window: its start (ms), messages in it, refusals carried over, and the
+   * timer that resumes reading when a paused window ends; created on first use
+   */
+  [kRate]: { start: number; count: number; rejected: number; resume: NodeJS.Timeout | undefined } | undefined = undefined;
   /** @internal */ readonly [kConn]: Connection;
   readonly #host: ClientHost;
 

@@ -58,7 +58,6 @@ export interface TransportHost {
   readonly options: Resolved;
   /** Whether new clients are accepted (false once closing). */
   readonly accepting: boolean;
-  readonly size: number;
   has(id: string): boolean;
   open(conn: Connection, id: string, data: unknown, req: IncomingMessage | undefined): Client<unknown>;
   /** One inbound message, text or binary alike. */
@@ -258,9 +257,6 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
       get accepting() {
         return !self.#closing;
       },
-      get size() {
-        return self.#registry.size;
-      },
       has: (id) => this.#registry.has(id),
       open: (conn, id, data, req) => this.#open(conn, id, data as Data, req),
       receive: (client, data) => this.#receive(client as Client<Data>, data),
@@ -285,6 +281,7 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
 
   #remove(client: Client<Data>, code: number, reason: string): void {
     client[kOpen] = false;
+    clearTimeout(client[kRate]?.resume);
     this.#registry.delete(client.id);
     this.#adapter.removed(client as Client<unknown>);
     if (this.#registry.size === 0) this.#stopBeat();
@@ -296,10 +293,11 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
     counters.messagesIn++;
     counters.bytesIn += raw.length;
     client[kAlive] = true; // any message proves the peer alive, as the seed's heart_beat did
+    // The limit comes before decoding, so a refused message costs no JSON parse.
+    if (this.#options.rateLimit && !this.#admit(client, raw)) return;
     // Text and binary frames are decoded alike: the seed's Go client sends its JSON as binary
     // frames, and `ws` has already rejected invalid UTF-8 in text frames with 1007.
     const msg = parseInbound(raw.toString());
-    if (this.#options.rateLimit && !this.#admit(client, msg.actioncode, msg.id)) return;
     if (isFault(msg)) return this.#reply(client, msg.code, msg.fault, msg.actioncode, msg.id);
     const action = this.#actions.get(msg.actioncode);
     if (!action) return this.#reply(client, Code.MethodNotFound, 'method not found', msg.actioncode, msg.id);
@@ -377,21 +375,37 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
     client[kPush](new Frame(encode(code, msg, actioncode, data, id)));
   }
 
-  /** Fixed-window rate limit; no timers, one clock read per message. */
-  #admit(client: Client<Data>, actioncode: string, id: RequestId | undefined): boolean {
+  /**
+   * Fixed-window rate limit, one clock read per message. A refused message is answered 429 and
+   * the client's socket is paused until its window ends; refusals add up over consecutive windows
+   * that each went over the limit, and at `messages` of them the client is closed with 1008.
+   */
+  #admit(client: Client<Data>, raw: Buffer): boolean {
     const { messages, interval } = this.#options.rateLimit!;
-    const rate = (client[kRate] ??= { start: 0, count: 0, rejected: 0 });
+    const rate = (client[kRate] ??= { start: 0, count: 0, rejected: 0, resume: undefined });
     const now = performance.now();
     if (now - rate.start >= interval) {
+      // A window within the limit, or a quiet one in between, forgives earlier refusals.
+      if (rate.count <= messages || now - rate.start >= 2 * interval) rate.rejected = 0;
       rate.start = now;
       rate.count = 0;
-      rate.rejected = 0;
     }
     if (++rate.count <= messages) return true;
     if (++rate.rejected >= messages) {
       this.unregister(client, CloseCode.PolicyViolation, CloseReason.RateLimited);
-    } else {
-      this.#reply(client, Code.RateLimited, 'rate limited', actioncode, id);
+      return false;
+    }
+    // Only a small message is decoded to echo its actioncode and id (honest clients match the
+    // 429 to their request); a larger one is refused without being read: CPU per refusal is O(1).
+    const small = raw.length <= RATE_LIMIT_ECHO_BYTES ? parseInbound(raw.toString()) : undefined;
+    this.#reply(client, Code.RateLimited, 'rate limited', small?.actioncode ?? '', small?.id);
+    if (!rate.resume) {
+      const conn = client[kConn];
+      conn.pause(); // what the client sends meanwhile waits in its TCP buffers, unread
+      rate.resume = setTimeout(() => {
+        rate.resume = undefined;
+        conn.resume();
+      }, rate.start + interval - now);
     }
     return false;
   }
@@ -418,7 +432,8 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
   #sweep(): void {
     for (const client of this.#registry.values()) {
       const conn = client[kConn];
-      if (!client[kAlive]) {
+      // A client paused by the rate limit cannot be heard: its pong waits unread until the window ends.
+      if (!client[kAlive] && !client[kRate]?.resume) {
         this.#remove(client, 1006, CloseReason.HeartbeatTimeout);
         conn.terminate();
         continue;

@@ -4,8 +4,8 @@ import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { nanoid } from 'nanoid';
-import { WebSocket, WebSocketServer } from 'ws';
-import type { Client, Connection } from './client.js';
+import { WebSocket, WebSocketServer, type ServerOptions } from 'ws';
+import { kOpen, type Client, type Connection } from './client.js';
 import { corkedWrite, payloadOf, rawSocket, remoteAddressOf, senderIdle, wireOf } from './frame.js';
 import type { RegisterInit, TransportHost } from './manager.js';
 import type { Frame } from './protocol.js';
@@ -19,17 +19,41 @@ export interface Transport {
   detachAll(): void;
 }
 
+type Message = Buffer | ArrayBuffer | Buffer[];
+
+/**
+ * Messages one socket may have handled per loop turn. Past it the socket is paused and what it
+ * had already sent waits in a backlog, drained TURN_BUDGET per turn, so a client that pipelines
+ * thousands of requests in one TCP write takes turns with everyone else.
+ */
+export const TURN_BUDGET = 16;
+
+// Why a socket is paused; it reads again only once no reason is left.
+const HELD_BY_HOST = 1; // the rate limit
+const HELD_BY_BACKLOG = 2; // messages past the turn budget are waiting
+
 class WsConnection implements Connection {
   client: Client<unknown> | undefined;
+  /** The loop turn `handled` counts messages of. */
+  turn = -1;
+  handled = 0;
+  /** Messages read past the turn budget, oldest at `head`; the socket is paused while any wait. */
+  backlog: Message[] | undefined = undefined;
+  head = 0;
   readonly #ws: WebSocket;
   readonly #raw: Socket | undefined;
+  readonly #closeTimeout: number;
+  #held = 0;
+  #closeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     ws: WebSocket,
     readonly remoteAddress: string | undefined,
+    closeTimeout: number,
   ) {
     this.#ws = ws;
     this.#raw = rawSocket(ws);
+    this.#closeTimeout = closeTimeout;
   }
 
   get protocol(): string {
@@ -57,16 +81,56 @@ class WsConnection implements Connection {
     }
   }
 
+  pause(): void {
+    this.hold(HELD_BY_HOST);
+  }
+
+  resume(): void {
+    this.release(HELD_BY_HOST);
+  }
+
+  hold(reason: number): void {
+    if (this.#held === 0) this.#ws.pause();
+    this.#held |= reason;
+  }
+
+  release(reasons: number): void {
+    if (!(this.#held & reasons)) return;
+    this.#held &= ~reasons;
+    if (this.#held === 0) this.#ws.resume();
+  }
+
   close(code: number, reason: string): void {
     try {
       this.#ws.close(code, reason);
     } catch {
       this.#ws.terminate();
     }
+    this.letGo();
+  }
+
+  /**
+   * The hub is done with this socket: its backlog is dropped, and it is terminated unless its
+   * TCP connection is gone within closeTimeout. (`ws` bounds closes with its own timer only on
+   * the hub's own WebSocketServer; a socket adopted with register() has its server's, 30 s by
+   * default.) `ws` reads on, paused or not before, so the peer's answer ends the handshake at
+   * once; the hub drops whatever else it sends.
+   */
+  letGo(): void {
+    this.backlog = undefined;
+    this.release(HELD_BY_HOST | HELD_BY_BACKLOG);
+    this.#closeTimer ??= setTimeout(() => this.#ws.terminate(), this.#closeTimeout).unref();
   }
 
   terminate(): void {
+    this.backlog = undefined;
     this.#ws.terminate();
+  }
+
+  /** TCP is gone. */
+  ended(): void {
+    this.backlog = undefined;
+    clearTimeout(this.#closeTimer);
   }
 }
 
@@ -96,7 +160,7 @@ function onUpgrade(this: Server, req: IncomingMessage, socket: Duplex, head: Buf
   if (this.listenerCount('upgrade') === 1) refuse(socket, 404);
 }
 
-function toBuffer(data: Buffer | ArrayBuffer | Buffer[]): Buffer {
+function toBuffer(data: Message): Buffer {
   if (Buffer.isBuffer(data)) return data;
   return Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
 }
@@ -111,6 +175,17 @@ function violationCode(err: Error): number {
   return 1002;
 }
 
+/**
+ * Whether Node may have dropped some of the request's headers: it keeps at most
+ * `server.maxHeadersCount` (2,000 raw entries, i.e. 1,000 headers, when unset; 0 means no limit)
+ * and silently drops the rest.
+ */
+function headersTruncated(req: IncomingMessage): boolean {
+  const max = (req.socket as Socket & { server?: { maxHeadersCount?: number | null } }).server?.maxHeadersCount;
+  const entries = typeof max === 'number' ? max * 2 : 2000;
+  return entries > 0 && req.rawHeaders.length >= entries;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
@@ -122,13 +197,17 @@ function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
 export function createTransport(host: TransportHost): Transport {
   const { options } = host;
   const chosen = new WeakMap<IncomingMessage, string>();
-  const wss = new WebSocketServer({
+  const settings: ServerOptions & { closeTimeout: number } = {
     noServer: true,
     clientTracking: false,
     maxPayload: options.maxPayload,
+    maxFragments: options.maxFragments,
+    maxBufferedChunks: options.maxBufferedChunks,
+    closeTimeout: options.closeTimeout, // ws 8.23; not in @types/ws yet
     perMessageDeflate: false,
     ...(options.protocols && { handleProtocols: (_: Set<string>, req: IncomingMessage) => chosen.get(req) ?? false }),
-  });
+  };
+  const wss = new WebSocketServer(settings);
   const open = new Set<WsConnection>();
   const detachers = new Set<() => void>();
   // The socket's connection, and the mark that it is adopted. Per transport, so a socket
@@ -137,6 +216,11 @@ export function createTransport(host: TransportHost): Transport {
   type Adopted = WebSocket & { [kConnection]: WsConnection };
   let pending = 0; // upgrades between their checks and their WebSocket
   let idle: (() => void) | undefined;
+  // Fairness: `turn` advances at the end of every loop turn in which messages arrived (one
+  // setImmediate per turn, not per message); `waiting` holds sockets with a backlog.
+  let turn = 0;
+  let turnEnding = false;
+  let waiting: WsConnection[] = [];
 
   function sameOrigin(origin: string, req: IncomingMessage): boolean {
     try {
@@ -149,7 +233,10 @@ export function createTransport(host: TransportHost): Transport {
   /** HTTP status refusing this upgrade, or 0 to go on. Synchronous checks first, cheapest first. */
   function check(req: IncomingMessage): number {
     if (!host.accepting) return 503;
-    if (host.size + pending >= options.maxClients) return 503;
+    // Closing sockets count until their TCP connection is gone, so kicked clients cannot pile up.
+    if (open.size + pending >= options.maxClients) return 503;
+    // Node drops headers past server.maxHeadersCount; an Origin among them would go unchecked.
+    if (headersTruncated(req)) return 431;
     const origin = req.headers.origin;
     if (origin !== undefined && !sameOrigin(origin, req)) {
       let allowed = false;
@@ -207,7 +294,7 @@ export function createTransport(host: TransportHost): Transport {
   }
 
   function adopt(ws: WebSocket, id: string, data: unknown, remoteAddress: string | undefined, req: IncomingMessage | undefined): Client<unknown> {
-    const conn = new WsConnection(ws, remoteAddress);
+    const conn = new WsConnection(ws, remoteAddress, options.closeTimeout);
     (ws as Adopted)[kConnection] = conn;
     // First listener, before anything can fail: `ws` reports protocol violations (e.g. maxPayload
     // → 1009) as 'error', and an unlistened 'error' throws.
@@ -226,18 +313,72 @@ export function createTransport(host: TransportHost): Transport {
     const conn = (this as Adopted)[kConnection];
     host.error(err, conn.client);
     // ws has already sent the close frame for a protocol violation, but reports the close only
-    // when TCP ends (as 1006, up to 30 s later if the peer never answers): unregister now.
+    // when TCP ends (as 1006, after its close timeout if the peer never answers): unregister now.
     const code = violationCode(err);
-    if (code && conn.client) host.closed(conn.client, code, '');
+    if (!code) return;
+    conn.letGo();
+    if (conn.client) host.closed(conn.client, code, '');
   }
 
-  function onMessage(this: WebSocket, msg: Buffer | ArrayBuffer | Buffer[]): void {
+  function onMessage(this: WebSocket, msg: Message): void {
     const conn = (this as Adopted)[kConnection];
+    // Let go (unregistered, closing): nothing it sends is counted, decoded or dispatched.
+    if (!conn.client![kOpen]) return;
+    if (conn.backlog) return void conn.backlog.push(msg);
+    if (conn.turn !== turn) {
+      conn.turn = turn;
+      conn.handled = 0;
+      endTurnSoon();
+    }
+    if (++conn.handled <= TURN_BUDGET) return deliver(conn, msg);
+    // ws hands over every message of a TCP read at once, pause or not: keep the rest for later turns.
+    conn.backlog = [msg];
+    conn.head = 0;
+    conn.hold(HELD_BY_BACKLOG);
+    waiting.push(conn);
+    endTurnSoon();
+  }
+
+  function deliver(conn: WsConnection, msg: Message): void {
     try {
       host.receive(conn.client!, toBuffer(msg));
     } catch (err) {
       host.error(err, conn.client);
     }
+  }
+
+  function endTurnSoon(): void {
+    if (turnEnding) return;
+    turnEnding = true;
+    setImmediate(endTurn);
+  }
+
+  function endTurn(): void {
+    turnEnding = false;
+    turn++;
+    const ready = waiting;
+    waiting = [];
+    for (const conn of ready) drainBacklog(conn);
+  }
+
+  /** Handles up to TURN_BUDGET of a socket's backlog; reads from it again once it is empty. */
+  function drainBacklog(conn: WsConnection): void {
+    const backlog = conn.backlog;
+    if (!backlog) return; // let go meanwhile
+    conn.turn = turn;
+    conn.handled = 0;
+    while (conn.head < backlog.length && conn.handled < TURN_BUDGET) {
+      if (conn.backlog !== backlog || !conn.client![kOpen]) return;
+      conn.handled++;
+      deliver(conn, backlog[conn.head++]!);
+    }
+    if (conn.backlog !== backlog) return;
+    if (conn.head < backlog.length) {
+      waiting.push(conn);
+      return endTurnSoon();
+    }
+    conn.backlog = undefined;
+    conn.release(HELD_BY_BACKLOG);
   }
 
   function onPong(this: WebSocket): void {
@@ -246,6 +387,7 @@ export function createTransport(host: TransportHost): Transport {
 
   function onClose(this: WebSocket, code: number, reason: Buffer): void {
     const conn = (this as Adopted)[kConnection];
+    conn.ended();
     open.delete(conn);
     host.closed(conn.client!, code, reason.toString());
     if (open.size === 0) idle?.();
