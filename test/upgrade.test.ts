@@ -2,10 +2,12 @@
 // registered, pending or open behind it.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
-import { startHub, assertNoLeaks } from './helpers/hub.ts';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createManager } from '../src/index.ts';
+import { startHub, assertNoLeaks, listen, closeServer } from './helpers/hub.ts';
 import { connect, refusedStatus, TestClient } from './helpers/client.ts';
-import { exchange, tcp, upgradeRequest } from './helpers/raw.ts';
+import { exchange, readToEnd, tcp, upgradeRequest } from './helpers/raw.ts';
 import { times, within } from './helpers/wait.ts';
 
 assertNoLeaks();
@@ -253,4 +255,44 @@ test('garbage and malformed handshakes get an HTTP error and register nothing', 
   assert.equal(hub.clients.size, 0);
   assert.deepEqual(errors, []);
   await connect(t, url); // still serving
+});
+
+test('an Origin that Node dropped past maxHeadersCount cannot slip through: truncated headers get 431', async (t) => {
+  const { hub, server, port } = await startHub(t);
+  const ask = (count: number, what: string) => {
+    const junk = Array.from({ length: count }, (_, i) => `X-${i}: 1`);
+    return exchange(t, port, upgradeRequest(port, '/ws', [...junk, 'Origin: https://evil.example']), what).then(statusLine);
+  };
+  // Unset, Node keeps 2,000 raw entries (1,000 headers): the Origin after 1,100 others is lost.
+  assert.equal(await ask(1100, 'Origin after 1,100 headers'), 'HTTP/1.1 431 Request Header Fields Too Large');
+  assert.equal(await ask(900, 'Origin after 900 headers'), 'HTTP/1.1 403 Forbidden', 'below the limit the Origin is seen');
+  server.maxHeadersCount = 50;
+  assert.equal(await ask(60, 'Origin after 60 headers, maxHeadersCount 50'), 'HTTP/1.1 431 Request Header Fields Too Large');
+  server.maxHeadersCount = 0; // no limit: nothing is dropped
+  assert.equal(await ask(1100, 'Origin after 1,100 headers, no limit'), 'HTTP/1.1 403 Forbidden');
+  assert.equal(hub.clients.size, 0);
+});
+
+test('slow headers are cut by Node within headersTimeout + connectionsCheckingInterval', async (t) => {
+  // SECURITY.md states the bound with Node's defaults (60 s + 30 s); the same rule, scaled down.
+  const headersTimeout = 300;
+  const connectionsCheckingInterval = 100;
+  const server = createServer({ headersTimeout, requestTimeout: 0, connectionsCheckingInterval });
+  const hub = createManager();
+  hub.handle(server, '/ws');
+  await listen(server);
+  t.after(async () => {
+    await hub.close();
+    await closeServer(server);
+  });
+  const socket = await tcp(t, (server.address() as AddressInfo).port);
+  socket.write('GET /ws HTTP/1.1\r\nHost: x\r\n');
+  const started = performance.now();
+  const drip = setInterval(() => socket.writable && socket.write('X-Slow: 1\r\n'), 20);
+  t.after(() => clearInterval(drip));
+  const answer = await readToEnd(socket, 'Node to cut a slow-headers peer');
+  const elapsed = performance.now() - started;
+  assert.match(answer, /^HTTP\/1\.1 408 /);
+  assert.ok(elapsed >= headersTimeout && elapsed < headersTimeout + connectionsCheckingInterval + 1000, `cut after ${elapsed} ms`);
+  assert.equal(hub.clients.size, 0);
 });
