@@ -13,8 +13,8 @@ export const DEFAULT_MAX_ROOMS_PER_CLIENT = 1000;
 
 /**
  * Enough TCP reads to carry a `maxPayload` message in 512-byte pieces (smaller than any real
- * segment), and never fewer than 1,024: each read ws holds costs ~110 bytes of heap on top of its
- * data, so this keeps a peer dribbling one byte per read to ~0.2 × maxPayload of bookkeeping.
+ * segment), and never fewer than 1,024: each read ws holds costs ~200 bytes of heap on top of its
+ * data, so a peer dribbling one byte per read pins ~0.4 × maxPayload of bookkeeping.
  */
 export function defaultMaxBufferedChunks(maxPayload: number): number {
   return Math.max(1024, Math.ceil(maxPayload / 512));

@@ -132,8 +132,10 @@ export interface ManagerOptions<Schemas = Record<string, unknown>, Data = undefi
   maxFragments?: number | undefined;
   /**
    * Most TCP reads the WebSocket parser may hold for one unfinished frame; more closes the
-   * connection with 1008. Each costs ~110 bytes of heap besides its data, so this bounds a peer
-   * that dribbles a frame one byte per TCP segment. Applies to upgrades the hub serves.
+   * connection with 1008. Each costs ~200 bytes of heap besides its data, so this bounds a peer
+   * that dribbles a frame one byte per TCP segment (~400 KiB at the default). The default lets a
+   * `maxPayload` message arrive in 512-byte reads. Applies to upgrades the hub serves; a socket
+   * adopted with `register()` keeps its own server's setting.
    * @default max(1024, ceil(maxPayload / 512)): 2048 with the default maxPayload
    */
   maxBufferedChunks?: number | undefined;

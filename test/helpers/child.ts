@@ -21,11 +21,17 @@ export interface Program {
 }
 
 /**
- * Runs `node file` from the repo root with `PORT=0` and waits for the URL it prints.
+ * Runs `node [nodeArgs] file` from the repo root with `PORT=0` and waits for the URL it prints.
  * The child is killed at test end if the test has not stopped it.
  */
-export async function run(t: TestContext, file: string, env: Record<string, string> = {}, ms = 10_000): Promise<Program> {
-  const child = spawn(process.execPath, [file], {
+export async function run(
+  t: TestContext,
+  file: string,
+  env: Record<string, string> = {},
+  ms = 10_000,
+  nodeArgs: string[] = [],
+): Promise<Program> {
+  const child = spawn(process.execPath, [...nodeArgs, file], {
     cwd: ROOT,
     env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
