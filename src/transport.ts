@@ -32,28 +32,38 @@ export const TURN_BUDGET = 16;
 const HELD_BY_HOST = 1; // the rate limit
 const HELD_BY_BACKLOG = 2; // messages past the turn budget are waiting
 
+/** Messages read past the turn budget, oldest at `head`; the socket is paused while any wait. */
+interface Backlog {
+  readonly messages: Message[];
+  head: number;
+}
+
+/** A transport's closing sockets and their termination timers (kept here, not per socket). */
+interface Closing {
+  readonly timeout: number;
+  readonly timers: Map<WsConnection, NodeJS.Timeout>;
+}
+
+// Every field here is paid by every idle connection (heap per connection is a bench target), so
+// state that only some sockets need lives elsewhere: a backlog object, the transport's `closing`.
 class WsConnection implements Connection {
   client: Client<unknown> | undefined;
-  /** The loop turn `handled` counts messages of. */
-  turn = -1;
+  /** Messages handled this loop turn; 0 until the first, which puts the socket on `touched`. */
   handled = 0;
-  /** Messages read past the turn budget, oldest at `head`; the socket is paused while any wait. */
-  backlog: Message[] | undefined = undefined;
-  head = 0;
+  backlog: Backlog | undefined = undefined;
   readonly #ws: WebSocket;
   readonly #raw: Socket | undefined;
-  readonly #closeTimeout: number;
+  readonly #closing: Closing;
   #held = 0;
-  #closeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     ws: WebSocket,
     readonly remoteAddress: string | undefined,
-    closeTimeout: number,
+    closing: Closing,
   ) {
     this.#ws = ws;
     this.#raw = rawSocket(ws);
-    this.#closeTimeout = closeTimeout;
+    this.#closing = closing;
   }
 
   get protocol(): string {
@@ -119,7 +129,8 @@ class WsConnection implements Connection {
   letGo(): void {
     this.backlog = undefined;
     this.release(HELD_BY_HOST | HELD_BY_BACKLOG);
-    this.#closeTimer ??= setTimeout(() => this.#ws.terminate(), this.#closeTimeout).unref();
+    const { timers, timeout } = this.#closing;
+    if (!timers.has(this)) timers.set(this, setTimeout(() => this.#ws.terminate(), timeout).unref());
   }
 
   terminate(): void {
@@ -130,7 +141,9 @@ class WsConnection implements Connection {
   /** TCP is gone. */
   ended(): void {
     this.backlog = undefined;
-    clearTimeout(this.#closeTimer);
+    const { timers } = this.#closing;
+    clearTimeout(timers.get(this));
+    timers.delete(this);
   }
 }
 
@@ -216,10 +229,12 @@ export function createTransport(host: TransportHost): Transport {
   type Adopted = WebSocket & { [kConnection]: WsConnection };
   let pending = 0; // upgrades between their checks and their WebSocket
   let idle: (() => void) | undefined;
-  // Fairness: `turn` advances at the end of every loop turn in which messages arrived (one
-  // setImmediate per turn, not per message); `waiting` holds sockets with a backlog.
-  let turn = 0;
+  const closing: Closing = { timeout: options.closeTimeout, timers: new Map() };
+  // Fairness: a turn ends with a setImmediate scheduled by its first message (one per loop turn,
+  // not per message); `touched` are the sockets with messages handled in it, `waiting` those
+  // with a backlog.
   let turnEnding = false;
+  let touched: WsConnection[] = [];
   let waiting: WsConnection[] = [];
 
   function sameOrigin(origin: string, req: IncomingMessage): boolean {
@@ -294,7 +309,7 @@ export function createTransport(host: TransportHost): Transport {
   }
 
   function adopt(ws: WebSocket, id: string, data: unknown, remoteAddress: string | undefined, req: IncomingMessage | undefined): Client<unknown> {
-    const conn = new WsConnection(ws, remoteAddress, options.closeTimeout);
+    const conn = new WsConnection(ws, remoteAddress, closing);
     (ws as Adopted)[kConnection] = conn;
     // First listener, before anything can fail: `ws` reports protocol violations (e.g. maxPayload
     // → 1009) as 'error', and an unlistened 'error' throws.
@@ -324,19 +339,16 @@ export function createTransport(host: TransportHost): Transport {
     const conn = (this as Adopted)[kConnection];
     // Let go (unregistered, closing): nothing it sends is counted, decoded or dispatched.
     if (!conn.client![kOpen]) return;
-    if (conn.backlog) return void conn.backlog.push(msg);
-    if (conn.turn !== turn) {
-      conn.turn = turn;
-      conn.handled = 0;
+    if (conn.backlog) return void conn.backlog.messages.push(msg);
+    if (conn.handled++ === 0) {
+      touched.push(conn);
       endTurnSoon();
     }
-    if (++conn.handled <= TURN_BUDGET) return deliver(conn, msg);
+    if (conn.handled <= TURN_BUDGET) return deliver(conn, msg);
     // ws hands over every message of a TCP read at once, pause or not: keep the rest for later turns.
-    conn.backlog = [msg];
-    conn.head = 0;
+    conn.backlog = { messages: [msg], head: 0 };
     conn.hold(HELD_BY_BACKLOG);
     waiting.push(conn);
-    endTurnSoon();
   }
 
   function deliver(conn: WsConnection, msg: Message): void {
@@ -355,28 +367,27 @@ export function createTransport(host: TransportHost): Transport {
 
   function endTurn(): void {
     turnEnding = false;
-    turn++;
+    for (const conn of touched) conn.handled = 0;
+    touched = [];
     const ready = waiting;
     waiting = [];
     for (const conn of ready) drainBacklog(conn);
   }
 
-  /** Handles up to TURN_BUDGET of a socket's backlog; reads from it again once it is empty. */
+  /** Handles up to TURN_BUDGET of a socket's backlog (as its share of the new turn); reads from it again once it is empty. */
   function drainBacklog(conn: WsConnection): void {
     const backlog = conn.backlog;
     if (!backlog) return; // let go meanwhile
-    conn.turn = turn;
-    conn.handled = 0;
-    while (conn.head < backlog.length && conn.handled < TURN_BUDGET) {
+    const { messages } = backlog;
+    touched.push(conn);
+    endTurnSoon();
+    while (backlog.head < messages.length && conn.handled < TURN_BUDGET) {
       if (conn.backlog !== backlog || !conn.client![kOpen]) return;
       conn.handled++;
-      deliver(conn, backlog[conn.head++]!);
+      deliver(conn, messages[backlog.head++]!);
     }
     if (conn.backlog !== backlog) return;
-    if (conn.head < backlog.length) {
-      waiting.push(conn);
-      return endTurnSoon();
-    }
+    if (backlog.head < messages.length) return void waiting.push(conn);
     conn.backlog = undefined;
     conn.release(HELD_BY_BACKLOG);
   }
