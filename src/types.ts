@@ -67,7 +67,7 @@ export interface Target {
 export interface Stats {
   /** Clients connected to this node now. */
   clients: number;
-  /** Messages received from clients, valid or not. */
+  /** Messages received from connected clients, valid or not (refused by `rateLimit` included). */
   messagesIn: number;
   /** Frames queued for a client (one broadcast to 10 clients counts 10). */
   messagesOut: number;
@@ -176,8 +176,11 @@ export interface ManagerOptions<Schemas = Record<string, unknown>, Data = undefi
       }
     | undefined;
   /**
-   * At most `messages` inbound messages per `interval` ms per client; excess ones get code 429.
-   * A client with `messages` rejected messages in one interval is closed with 1008.
+   * At most `messages` inbound messages per `interval` ms per client, checked before a message is
+   * parsed. An excess one gets code 429 unparsed (its `actioncode` and `id` are echoed only if it
+   * is at most 512 bytes) and the client is not read again until its window ends. Refusals add
+   * up over consecutive windows that each went over the limit; at `messages` of them the client
+   * is closed with 1008.
    * @default undefined (no limit)
    */
   rateLimit?:
