@@ -74,6 +74,24 @@ test('past rateLimit a 1 MiB message is refused unparsed, and the client is not 
   assert.ok(hub.stats().messagesIn < 16, 'the rest was never read');
 });
 
+test('a client paused by the rate limit is not taken for dead by the heartbeat, and is served when its window ends', async (t) => {
+  const { hub, url } = await startHub(t, { rateLimit: { messages: 2, interval: 400 }, heartbeat: { interval: 40 } });
+  const c = await connect(t, url);
+  let pings = 0;
+  c.ws.on('ping', () => pings++);
+  const reply = (id: number): Reply => ({ code: 0, msg: 'success', actioncode: 'heart_beat', data: true, id });
+  for (const id of [1, 2, 3]) c.raw(JSON.stringify({ actioncode: 'heart_beat', id }));
+  assert.deepEqual([await c.next('reply 1'), await c.next('reply 2')], [reply(1), reply(2)]);
+  assert.deepEqual(await c.next('429 for 3'), { code: 429, msg: 'rate limited', actioncode: 'heart_beat', data: null, id: 3 });
+  // The socket is paused now: 4 waits, unread, for the next window, and so do the client's pongs
+  // while several heartbeat sweeps pass.
+  c.raw(JSON.stringify({ actioncode: 'heart_beat', id: 4 }));
+  assert.deepEqual(await c.next('reply 4, in the next window'), reply(4));
+  t.diagnostic(`${pings} pings while paused`);
+  assert.ok(pings >= 3, `${pings} heartbeat rounds passed`);
+  assert.equal(hub.clients.size, 1);
+});
+
 test('a peer writing 20,000 pings at once is terminated after 60 unanswered pongs; others are served', async (t) => {
   const { hub, port, url } = await startHub(t);
   const bystander = await connect(t, url);
