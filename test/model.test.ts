@@ -20,11 +20,10 @@ import {
 assertNoLeaks();
 
 /**
- * TODO(#9): a client the hub has let go (unregister, 1013) but that has not read its close frame
- * can still send, and today the hub parses, dispatches and counts what it sends (issue 9, item 3).
- * The model says nothing it sends has any effect. Flip to true once the zombie fix is on main.
+ * A client the hub has let go (unregister, 1013) but that has not read its close frame can still
+ * send; the model says nothing it sends has any effect (issue 9, item 3: the transport drops it).
  */
-const ZOMBIE_SENDS = false;
+const ZOMBIE_SENDS = true;
 
 /**
  * Malformed messages on the cluster's channels (issue 9, item 7): every node checks each message
