@@ -403,7 +403,13 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
       const conn = client[kConn];
       conn.pause(); // what the client sends meanwhile waits in its TCP buffers, unread
       rate.resume = setTimeout(() => {
+        // The window is over (a timer may fire a hair early by performance.now()): the next one
+        // starts now, carrying this one's refusals.
+        rate.start = performance.now();
+        rate.count = 0;
         rate.resume = undefined;
+        // Its pongs waited unread too: a full heartbeat round to be heard again.
+        client[kAlive] = true;
         conn.resume();
       }, rate.start + interval - now);
     }

@@ -75,7 +75,7 @@ test('past rateLimit a 1 MiB message is refused unparsed, and the client is not 
 });
 
 test('a client paused by the rate limit is not taken for dead by the heartbeat, and is served when its window ends', async (t) => {
-  const { hub, url } = await startHub(t, { rateLimit: { messages: 2, interval: 400 }, heartbeat: { interval: 40 } });
+  const { hub, url } = await startHub(t, { rateLimit: { messages: 2, interval: 600 }, heartbeat: { interval: 100 } });
   const c = await connect(t, url);
   let pings = 0;
   c.ws.on('ping', () => pings++);
