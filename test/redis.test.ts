@@ -254,8 +254,10 @@ test('a frame over maxFrameSize, or an id or room over 1,024 characters, stays o
   const refused = await a.reported(/^wshub cluster: a frame of \d+ bytes exceeds maxFrameSize \(65536\); not sent to other nodes$/, 'refusal of the big frame');
   assert.equal((await c.a0!.next('the big frame, locally')).data, big);
   assert.equal(a.hub.send('b0', 'big', big), false);
-  assert.equal(a.hub.join('b0', 'r'.repeat(1025)), false);
-  a.hub.broadcast('long', 1, { rooms: ['r'.repeat(1025)] });
+  // A room name past the hub's own cap (256) is refused at the API, before any adapter (#9 item 9).
+  const longRoom = /^RangeError: room name must be at most 256 characters, got 1025$/;
+  assert.throws(() => a.hub.join('b0', 'r'.repeat(1025)), longRoom);
+  assert.throws(() => a.hub.broadcast('long', 1, { rooms: ['r'.repeat(1025)] }), longRoom);
   // Multi-byte text: under the limit in characters, over it in UTF-8 bytes.
   a.hub.broadcast('wide', 'é'.repeat(40 * 1024));
   await expectOnly(a, c, { a0: [push('wide', 'é'.repeat(40 * 1024))] });
