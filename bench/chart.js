@@ -23,7 +23,9 @@ const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;');
 export function renderChart(rows, meta) {
   const groups = [];
   const order = Object.keys(TITLES);
-  rows = [...rows].sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario) || a.n - b.n);
+  rows = [...rows].sort(
+    (a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario) || a.n - b.n,
+  );
   for (const r of rows) {
     let g = groups.find((x) => x.scenario === r.scenario && x.n === r.n);
     if (!g) groups.push((g = { scenario: r.scenario, n: r.n, rows: [] }));
@@ -47,7 +49,9 @@ export function renderChart(rows, meta) {
   ];
   for (let t = 0; t <= CAP; t += 0.5) {
     const gx = x(t).toFixed(1);
-    out.push(`<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${H - 26}" stroke="${t === 1 ? '#111' : '#e5e7eb'}" stroke-width="${t === 1 ? 1.2 : 1}"${t === 1 ? ' stroke-dasharray="4 3"' : ''}/>`);
+    out.push(
+      `<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${H - 26}" stroke="${t === 1 ? '#111' : '#e5e7eb'}" stroke-width="${t === 1 ? 1.2 : 1}"${t === 1 ? ' stroke-dasharray="4 3"' : ''}/>`,
+    );
     out.push(`<text x="${gx}" y="${H - 12}" text-anchor="middle" fill="#555">${t}×</text>`);
   }
   let y = top;
@@ -56,10 +60,16 @@ export function renderChart(rows, meta) {
     y += 22;
     for (const r of g.rows) {
       const ratio = r.vsWs ?? 0;
-      out.push(`<text x="${LEFT - 8}" y="${y + BAR - 2}" text-anchor="end">${esc(LABELS[r.subject] ?? r.subject)}</text>`);
-      out.push(`<rect x="${LEFT}" y="${y}" width="${(x(ratio) - LEFT).toFixed(1)}" height="${BAR}" fill="${COLORS[r.subject] ?? '#999'}"/>`);
+      out.push(
+        `<text x="${LEFT - 8}" y="${y + BAR - 2}" text-anchor="end">${esc(LABELS[r.subject] ?? r.subject)}</text>`,
+      );
+      out.push(
+        `<rect x="${LEFT}" y="${y}" width="${(x(ratio) - LEFT).toFixed(1)}" height="${BAR}" fill="${COLORS[r.subject] ?? '#999'}"/>`,
+      );
       const digits = r.value >= 100 ? 0 : r.value >= 10 ? 1 : 2;
-      out.push(`<text x="${(x(ratio) + 5).toFixed(1)}" y="${y + BAR - 2}" fill="#333" stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke">${ratio.toFixed(2)}× · ${r.value.toFixed(digits)}</text>`);
+      out.push(
+        `<text x="${(x(ratio) + 5).toFixed(1)}" y="${y + BAR - 2}" fill="#333" stroke="#fff" stroke-width="4" stroke-linejoin="round" paint-order="stroke">${ratio.toFixed(2)}× · ${r.value.toFixed(digits)}</text>`,
+      );
       y += BAR + 3;
     }
     y += 10;
@@ -76,20 +86,32 @@ export function markdownTable(rows) {
   ];
   const k = (n) => (n >= 1000 ? `${n / 1000}k` : String(n));
   const line = (scenario, n, label, metric, key, digits) => {
-    const at = (subject) => rows.find((r) => r.scenario === scenario && r.n === n && r.subject === subject)?.[key];
+    const at = (subject) =>
+      rows.find((r) => r.scenario === scenario && r.n === n && r.subject === subject)?.[key];
     const v = Object.fromEntries(['wshub', 'ws', 'socketio', 'floor'].map((s) => [s, at(s)]));
     if (v.wshub === undefined) return;
     const wshub = rows.find((r) => r.scenario === scenario && r.n === n && r.subject === 'wshub');
-    const f = (x) => (x === undefined ? '–' : x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+    const f = (x) =>
+      x === undefined
+        ? '–'
+        : x.toLocaleString('en-US', {
+            maximumFractionDigits: digits,
+            minimumFractionDigits: digits,
+          });
     const r = (other) => {
       const x = wshub.ratios[other]?.[key === 'p99ms' ? 'p99' : key];
       return x === undefined ? '–' : `${x.toFixed(2)}×`;
     };
-    lines.push(`| ${label} | ${metric} | **${f(v.wshub)}** | ${f(v.ws)} | ${f(v.socketio)} | ${f(v.floor)} | ${r('ws')} | ${r('socketio')} |`);
+    lines.push(
+      `| ${label} | ${metric} | **${f(v.wshub)}** | ${f(v.ws)} | ${f(v.socketio)} | ${f(v.floor)} | ${r('ws')} | ${r('socketio')} |`,
+    );
   };
-  const ns = (scenario) => [...new Set(rows.filter((r) => r.scenario === scenario).map((r) => r.n))].sort((a, b) => a - b);
-  for (const n of ns('fanout')) line('fanout', n, `(a) fan-out, ${k(n)} clients`, 'CPU µs/msg', 'usPerMsg', 2);
-  for (const n of ns('burst')) line('burst', n, `(b) 10 per turn, ${k(n)} clients`, 'CPU µs/msg', 'usPerMsg', 2);
+  const ns = (scenario) =>
+    [...new Set(rows.filter((r) => r.scenario === scenario).map((r) => r.n))].sort((a, b) => a - b);
+  for (const n of ns('fanout'))
+    line('fanout', n, `(a) fan-out, ${k(n)} clients`, 'CPU µs/msg', 'usPerMsg', 2);
+  for (const n of ns('burst'))
+    line('burst', n, `(b) 10 per turn, ${k(n)} clients`, 'CPU µs/msg', 'usPerMsg', 2);
   for (const n of ns('reqrep')) {
     line('reqrep', n, `(c) request/reply, ${k(n)} clients`, 'CPU µs/req', 'usPerReq', 1);
     line('reqrep', n, `(c) request/reply, ${k(n)} clients`, 'req/s', 'reqPerSec', 0);
@@ -109,14 +131,30 @@ export function markdownTable(rows) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const here = dirname(fileURLToPath(import.meta.url));
   const dir = join(here, 'results');
-  const file = process.argv[2] ?? join(dir, readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort().at(-1));
-  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const file =
+    process.argv[2] ??
+    join(
+      dir,
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.jsonl'))
+        .sort()
+        .at(-1),
+    );
+  const lines = readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const meta = lines.find((l) => l.type === 'meta');
   const summary = lines.findLast((l) => l.type === 'summary');
   const rows = summarize(lines.filter((l) => l.type === 'measurement'));
   writeFileSync(join(here, 'chart.svg'), renderChart(rows, meta));
   const load = (l) => (l ?? []).map((x) => x.toFixed(1)).join(' ');
-  console.log(`bench/chart.svg from ${file}; load ${load(meta.loadBefore)} → ${load(summary?.loadAfter)}\n`);
-  console.log(markdownTable(rows.map((r) => (r.p99 === undefined ? r : { ...r, p99ms: r.p99 / 1000 }))));
-  for (const t of checkTargets(rows)) console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.target.padEnd(36)} ${t.ratio.toFixed(2)}`);
+  console.log(
+    `bench/chart.svg from ${file}; load ${load(meta.loadBefore)} → ${load(summary?.loadAfter)}\n`,
+  );
+  console.log(
+    markdownTable(rows.map((r) => (r.p99 === undefined ? r : { ...r, p99ms: r.p99 / 1000 }))),
+  );
+  for (const t of checkTargets(rows))
+    console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.target.padEnd(36)} ${t.ratio.toFixed(2)}`);
 }

@@ -47,7 +47,14 @@ async function node(subject, url, prefix) {
     const hub = createManager({
       // The blast outpaces Redis on purpose: let it queue (as socket.io's adapter does) rather
       // than drop past the default in-flight bound, so every broadcast is delivered and timed.
-      adapter: createRedisAdapter({ pub, sub, prefix, secret, maxPendingMessages: 1e6, maxPendingBytes: 2 ** 30 }),
+      adapter: createRedisAdapter({
+        pub,
+        sub,
+        prefix,
+        secret,
+        maxPendingMessages: 1e6,
+        maxPendingBytes: 2 ** 30,
+      }),
       heartbeat: false,
       // the load generator reads as fast as it can; a bench must not close slow readers
       backpressure: { highWaterMark: 256 * 1024 * 1024 },
@@ -121,7 +128,11 @@ function freePort() {
 
 async function startRedis() {
   const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise((resolve, reject) => {
     let out = '';
     child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)));
@@ -134,7 +145,9 @@ async function startRedis() {
 }
 
 function startNode(subject, url, prefix) {
-  const child = spawn(process.execPath, [self, '--node', subject, url, prefix], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = spawn(process.execPath, [self, '--node', subject, url, prefix], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const waiters = new Map();
   child.on('message', (m) => {
     const w = waiters.get(m.cmd);
@@ -145,7 +158,10 @@ function startNode(subject, url, prefix) {
   });
   const wait = (cmd, ms = 60_000) =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${subject} node: no '${cmd}' within ${ms} ms`)), ms);
+      const timer = setTimeout(
+        () => reject(new Error(`${subject} node: no '${cmd}' within ${ms} ms`)),
+        ms,
+      );
       waiters.set(cmd, (m) => {
         clearTimeout(timer);
         resolve(m);
@@ -203,7 +219,8 @@ function until(pred, what, ms = 120_000) {
   });
 }
 
-const pct = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+const pct = (sorted, p) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function run(subject, url, sizes) {
@@ -213,7 +230,8 @@ async function run(subject, url, sizes) {
   const ports = (await Promise.all(nodes.map((n) => n.wait('ready')))).map((m) => m.port);
   const clients = [];
   for (const [i, port] of ports.entries()) {
-    for (let c = 0; c < sizes.perNode; c++) clients.push(new Client(WebSocket, subject, port, i !== 0));
+    for (let c = 0; c < sizes.perNode; c++)
+      clients.push(new Client(WebSocket, subject, port, i !== 0));
   }
   await Promise.all(clients.map((c) => c.ready));
   const remote = clients.filter((c) => c.remote);
@@ -257,14 +275,23 @@ async function run(subject, url, sizes) {
   for (const c of clients) c.ws.terminate();
   for (const n of nodes) n.send({ cmd: 'exit' });
   await Promise.all(nodes.map((n) => new Promise((r) => n.child.once('exit', r))));
-  return { subject, throughput, cpu: cpuPer / sizes.blast, p50: pct(lat, 50), p99: pct(lat, 99), samples: lat.length };
+  return {
+    subject,
+    throughput,
+    cpu: cpuPer / sizes.blast,
+    p50: pct(lat, 50),
+    p99: pct(lat, 99),
+    samples: lat.length,
+  };
 }
 
 async function main() {
   // bench/run.js pins itself (and so its children) to one core; 3 nodes, Redis and the clients
   // need them all, as in production. Node CPU per broadcast is reported too, independent of this.
   try {
-    execFileSync('taskset', ['-apc', `0-${cpus().length - 1}`, String(process.pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-apc', `0-${cpus().length - 1}`, String(process.pid)], {
+      stdio: 'ignore',
+    });
   } catch {}
   const quick = args.includes('--quick');
   const reps = Number(value('--reps') ?? (quick ? 1 : 3));
@@ -276,7 +303,9 @@ async function main() {
   const url = value('--redis') ?? own.url;
   const fmt = (r) =>
     `${r.subject.padEnd(8)} ${Math.round(r.throughput).toString().padStart(7)} broadcasts/s  ${r.cpu.toFixed(0).padStart(4)} µs node CPU/broadcast  p50 ${r.p50.toFixed(2)} ms  p99 ${r.p99.toFixed(2)} ms  (${r.samples} samples)`;
-  console.log(`3 nodes x ${perNode} clients, broadcasts from node 0; latency on nodes 1-2 at ${sizes.rate}/s; ${reps} rep(s), interleaved`);
+  console.log(
+    `3 nodes x ${perNode} clients, broadcasts from node 0; latency on nodes 1-2 at ${sizes.rate}/s; ${reps} rep(s), interleaved`,
+  );
   const subjects = (value('--subjects') ?? 'wshub,socketio').split(',');
   const results = Object.fromEntries(subjects.map((s) => [s, []]));
   try {
@@ -293,15 +322,21 @@ async function main() {
   const med = (subject, key) => median(results[subject].map((r) => r[key]));
   if (results['wshub-secret'] && results.wshub) {
     const cpuOf = (s) => med(s, 'cpu');
-    console.log(`secret: node CPU per broadcast ${cpuOf('wshub-secret').toFixed(0)} µs vs ${cpuOf('wshub').toFixed(0)} µs without (${(cpuOf('wshub-secret') - cpuOf('wshub')).toFixed(1)} µs, ${(cpuOf('wshub-secret') / cpuOf('wshub')).toFixed(2)}x); throughput ${(med('wshub-secret', 'throughput') / med('wshub', 'throughput')).toFixed(2)}x`);
+    console.log(
+      `secret: node CPU per broadcast ${cpuOf('wshub-secret').toFixed(0)} µs vs ${cpuOf('wshub').toFixed(0)} µs without (${(cpuOf('wshub-secret') - cpuOf('wshub')).toFixed(1)} µs, ${(cpuOf('wshub-secret') / cpuOf('wshub')).toFixed(2)}x); throughput ${(med('wshub-secret', 'throughput') / med('wshub', 'throughput')).toFixed(2)}x`,
+    );
   }
   if (!results.socketio || !results.wshub) return;
   const tp = med('wshub', 'throughput') / med('socketio', 'throughput');
   const p99 = med('wshub', 'p99') / med('socketio', 'p99');
   const p50 = med('wshub', 'p50') / med('socketio', 'p50');
   const cpu = med('wshub', 'cpu') / med('socketio', 'cpu');
-  console.log(`medians: wshub ${Math.round(med('wshub', 'throughput'))}/s p50 ${med('wshub', 'p50').toFixed(2)} p99 ${med('wshub', 'p99').toFixed(2)} ms; socket.io ${Math.round(med('socketio', 'throughput'))}/s p50 ${med('socketio', 'p50').toFixed(2)} p99 ${med('socketio', 'p99').toFixed(2)} ms`);
-  console.log(`ratios (wshub / socket.io): throughput ${tp.toFixed(2)}x (target >= 1.5x), node CPU per broadcast ${cpu.toFixed(2)}x, p50 ${p50.toFixed(2)}x, p99 ${p99.toFixed(2)}x (target < 1)`);
+  console.log(
+    `medians: wshub ${Math.round(med('wshub', 'throughput'))}/s p50 ${med('wshub', 'p50').toFixed(2)} p99 ${med('wshub', 'p99').toFixed(2)} ms; socket.io ${Math.round(med('socketio', 'throughput'))}/s p50 ${med('socketio', 'p50').toFixed(2)} p99 ${med('socketio', 'p99').toFixed(2)} ms`,
+  );
+  console.log(
+    `ratios (wshub / socket.io): throughput ${tp.toFixed(2)}x (target >= 1.5x), node CPU per broadcast ${cpu.toFixed(2)}x, p50 ${p50.toFixed(2)}x, p99 ${p99.toFixed(2)}x (target < 1)`,
+  );
   process.exitCode = 0;
 }
 

@@ -203,8 +203,16 @@ const handlers = {
   // Connection 0 floods: `batch` echo requests in one TCP write, the next batch as soon as one
   // batch is answered, so two batches are in flight (an honest pipelining client that reads).
   floodStart({ batch }) {
-    const bytes = Buffer.concat(Array.from({ length: batch }, (_, i) => frameOf(echoBody(i + 1), { masked: true })));
-    flood = { conn: conns[0], batch: { count: batch, bytes }, answered: 0, replies: 0, running: true };
+    const bytes = Buffer.concat(
+      Array.from({ length: batch }, (_, i) => frameOf(echoBody(i + 1), { masked: true })),
+    );
+    flood = {
+      conn: conns[0],
+      batch: { count: batch, bytes },
+      answered: 0,
+      replies: 0,
+      running: true,
+    };
     flood.conn.socket.write(bytes);
     flood.conn.socket.write(bytes);
     return {};
@@ -232,7 +240,14 @@ const handlers = {
   // Closes every connection (for runs that connect in several batches).
   async reset() {
     stopping = true;
-    await Promise.all(conns.map((c) => new Promise((r) => (c.socket.destroyed ? r() : (c.socket.once('close', r), c.socket.destroy())))));
+    await Promise.all(
+      conns.map(
+        (c) =>
+          new Promise((r) =>
+            c.socket.destroyed ? r() : (c.socket.once('close', r), c.socket.destroy()),
+          ),
+      ),
+    );
     conns = [];
     total = 0;
     stopping = false;

@@ -16,7 +16,9 @@ const fns = new Map();
 const files = new Map();
 for (const [id, us] of self) {
   const { functionName, url, lineNumber } = byId.get(id).callFrame;
-  const where = url ? url.replace(/^.*\/node_modules\//, '').replace(/^file:\/\/.*\/(dist|bench)\//, '$1/') : '';
+  const where = url
+    ? url.replace(/^.*\/node_modules\//, '').replace(/^file:\/\/.*\/(dist|bench)\//, '$1/')
+    : '';
   const key = `${functionName || '(anonymous)'} ${where}${where ? `:${lineNumber + 1}` : ''}`;
   fns.set(key, (fns.get(key) ?? 0) + us);
   const f = where.split(':')[0] || functionName;
@@ -25,7 +27,9 @@ for (const [id, us] of self) {
 const print = (title, map, n) => {
   console.log(`\n${title}`);
   for (const [k, us] of [...map].sort((a, b) => b[1] - a[1]).slice(0, n)) {
-    console.log(`${((us / total) * 100).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`);
+    console.log(
+      `${((us / total) * 100).toFixed(1).padStart(5)}%  ${(us / 1000).toFixed(0).padStart(6)} ms  ${k}`,
+    );
   }
 };
 console.log(`${file}: ${(total / 1000).toFixed(0)} ms sampled`);

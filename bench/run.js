@@ -39,15 +39,29 @@ const reps = Number(value('--reps') ?? (quick ? 1 : 5));
 const subjects = (value('--subjects') ?? ALL_SUBJECTS.join(',')).split(',');
 const valued = new Set([value('--reps'), value('--subjects')]);
 let wanted = args.filter((a) => !a.startsWith('--') && !valued.has(a));
-for (const w of wanted) if (!SCENARIOS.includes(w)) throw new Error(`unknown scenario ${w}; one of ${SCENARIOS}`);
+for (const w of wanted)
+  if (!SCENARIOS.includes(w)) throw new Error(`unknown scenario ${w}; one of ${SCENARIOS}`);
 const clusterBench = join(here, 'cluster.js');
-if (wanted.length === 0) wanted = SCENARIOS.filter((s) => s !== 'cluster' || existsSync(clusterBench));
+if (wanted.length === 0)
+  wanted = SCENARIOS.filter((s) => s !== 'cluster' || existsSync(clusterBench));
 const want = new Set(wanted);
 
 // Work per measured window: enough for ~1-3 s of server CPU on the slowest subject.
 const SIZES = quick
-  ? { big: 10_000, small: 1_000, fan: { 1000: 60, 10000: 8 }, burst: { 1000: 6, 10000: 1 }, rr: 1000 }
-  : { big: 10_000, small: 1_000, fan: { 1000: 200, 10000: 24 }, burst: { 1000: 20, 10000: 3 }, rr: 2000 };
+  ? {
+      big: 10_000,
+      small: 1_000,
+      fan: { 1000: 60, 10000: 8 },
+      burst: { 1000: 6, 10000: 1 },
+      rr: 1000,
+    }
+  : {
+      big: 10_000,
+      small: 1_000,
+      fan: { 1000: 200, 10000: 24 },
+      burst: { 1000: 20, 10000: 3 },
+      rr: 2000,
+    };
 const VICTIMS = 10; // flood: clients with one request in flight beside the flooder
 const FLOOD_BATCH = 2000; // flood: echo requests per TCP write of the flooder
 const BURST = 10; // broadcasts per loop turn in the bursty scenario
@@ -71,7 +85,8 @@ const pinned = hasTaskset();
 const SERVER_CORE = 0;
 const CLIENT_CORE = 1;
 // The orchestrator shares the load generator's core, so the server's core runs only the server.
-if (pinned) execFileSync('taskset', ['-pc', String(CLIENT_CORE), String(process.pid)], { stdio: 'ignore' });
+if (pinned)
+  execFileSync('taskset', ['-pc', String(CLIENT_CORE), String(process.pid)], { stdio: 'ignore' });
 
 const stamp = new Date().toISOString().replace(/[:.]/g, '-');
 const resultsDir = join(here, 'results');
@@ -87,7 +102,10 @@ class Proc {
   constructor(file, argv, core, nodeFlags = []) {
     const cmd = [...nodeFlags, join(here, file), ...argv];
     this.child = pinned
-      ? spawn('taskset', ['-c', String(core), process.execPath, ...cmd], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: root })
+      ? spawn('taskset', ['-c', String(core), process.execPath, ...cmd], {
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          cwd: root,
+        })
       : spawn(process.execPath, cmd, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], cwd: root });
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
     this.child.on('message', (m) => {
@@ -106,7 +124,9 @@ class Proc {
   }
 
   #wait(key, ms) {
-    const early = this.#early.findIndex((m) => (m.seq === undefined ? m.t : `${m.t}#${m.seq}`) === key);
+    const early = this.#early.findIndex(
+      (m) => (m.seq === undefined ? m.t : `${m.t}#${m.seq}`) === key,
+    );
     if (early !== -1) return Promise.resolve(this.#early.splice(early, 1)[0]);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -158,7 +178,7 @@ async function both(srv, cli, t) {
 async function fanout(srv, cli, state, n, turns, perTurn, warm = false) {
   const windowTurns = Math.max(1, Math.floor(WINDOW_MSGS / (n * perTurn)));
   const run = async (count) => {
-    for (let done = 0; done < count; ) {
+    for (let done = 0; done < count;) {
       const k = Math.min(windowTurns, count - done);
       const broadcasts = k * perTurn;
       state.pushes += broadcasts * n;
@@ -166,7 +186,8 @@ async function fanout(srv, cli, state, n, turns, perTurn, warm = false) {
       const arrived = cli.call('expect', { total: state.pushes }, 20_000);
       const sent = await srv.call('fan', { turns: k, perTurn, seq: state.seq });
       state.seq += broadcasts;
-      if (sent.queued !== broadcasts * n) throw new Error(`server queued ${sent.queued}, expected ${broadcasts * n}`);
+      if (sent.queued !== broadcasts * n)
+        throw new Error(`server queued ${sent.queued}, expected ${broadcasts * n}`);
       await arrived.catch(async (err) => {
         const check = await cli.call('verify', { perConn: state.seq });
         throw new Error(`delivery check failed: ${[err.message, ...check.problems].join('; ')}`);
@@ -179,7 +200,12 @@ async function fanout(srv, cli, state, n, turns, perTurn, warm = false) {
   await run(turns);
   const [s, c] = await both(srv, cli, 'read');
   const deliveries = turns * perTurn * n;
-  return { deliveries, usPerMsg: s.cpu / deliveries, msgPerSec: deliveries / (c.wall / 1e6), ...util(s, c) };
+  return {
+    deliveries,
+    usPerMsg: s.cpu / deliveries,
+    msgPerSec: deliveries / (c.wall / 1e6),
+    ...util(s, c),
+  };
 }
 
 /** With --prof, the server writes a CPU profile per run to bench/results/prof/. */
@@ -191,7 +217,10 @@ function profFlags(session, subject, n, rep) {
 
 /** One process pair with `n` idle clients, measuring whatever the wanted scenarios ask at `n`. */
 async function clientsSession(subject, n, rep) {
-  const srv = new Proc('server.js', [subject], SERVER_CORE, ['--expose-gc', ...profFlags('clients', subject, n, rep)]);
+  const srv = new Proc('server.js', [subject], SERVER_CORE, [
+    '--expose-gc',
+    ...profFlags('clients', subject, n, rep),
+  ]);
   const cli = new Proc('load.js', [], CLIENT_CORE);
   try {
     const [{ port, path }] = await Promise.all([srv.first('listening'), cli.first('ready')]);
@@ -199,15 +228,32 @@ async function clientsSession(subject, n, rep) {
     await both(srv, cli, 'mark');
     const conn = await cli.call('connect', { n, port, path, concurrency: CONCURRENCY }, 300_000);
     const [s, c] = await both(srv, cli, 'read');
-    if (conn.connected !== n || s.clients !== n) throw new Error(`connected ${conn.connected}, server sees ${s.clients}`);
+    if (conn.connected !== n || s.clients !== n)
+      throw new Error(`connected ${conn.connected}, server sees ${s.clients}`);
     if (want.has('handshake') && n === SIZES.big) {
-      measured({ scenario: 'handshake', n, subject, rep, perSec: n / (conn.wall / 1e6), usPerConn: s.cpu / n, ...util(s, c) });
+      measured({
+        scenario: 'handshake',
+        n,
+        subject,
+        rep,
+        perSec: n / (conn.wall / 1e6),
+        usPerConn: s.cpu / n,
+        ...util(s, c),
+      });
     }
     if (base) {
       await new Promise((r) => setTimeout(r, 200));
       const after = await srv.call('mem');
       const per = (k) => (after[k] - base[k]) / n / 1024;
-      measured({ scenario: 'memory', n, subject, rep, rssKB: per('rss'), heapKB: per('heapUsed'), externalKB: per('external') });
+      measured({
+        scenario: 'memory',
+        n,
+        subject,
+        rep,
+        rssKB: per('rss'),
+        heapKB: per('heapUsed'),
+        externalKB: per('external'),
+      });
     }
     const state = { seq: 0, pushes: 0 };
     if (want.has('fanout')) {
@@ -242,8 +288,15 @@ async function reqrepSession(subject, n, rep) {
     if (!c.ok) throw new Error(`reply check failed: ${c.problems.join('; ')}`);
     if (s.served === 0) throw new Error('no requests served');
     measured({
-      scenario: 'reqrep', n, subject, rep,
-      usPerReq: s.cpu / s.served, reqPerSec: c.replies / (c.wall / 1e6), p50: c.p50, p99: c.p99, ...util(s, c),
+      scenario: 'reqrep',
+      n,
+      subject,
+      rep,
+      usPerReq: s.cpu / s.served,
+      reqPerSec: c.replies / (c.wall / 1e6),
+      p50: c.p50,
+      p99: c.p99,
+      ...util(s, c),
     });
   } finally {
     await Promise.all([srv.stop(), cli.stop()]);
@@ -257,7 +310,12 @@ async function reqrepSession(subject, n, rep) {
  * over their unloaded p99 in the same process pair.
  */
 async function floodSession(subject, rep) {
-  const srv = new Proc('server.js', [subject], SERVER_CORE, profFlags('flood', subject, VICTIMS, rep));
+  const srv = new Proc(
+    'server.js',
+    [subject],
+    SERVER_CORE,
+    profFlags('flood', subject, VICTIMS, rep),
+  );
   const cli = new Proc('load.js', [], CLIENT_CORE);
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   try {
@@ -276,11 +334,21 @@ async function floodSession(subject, rep) {
     await cli.call('floodStop');
     await cli.call('rrStop');
     if (!c.ok) throw new Error(`reply check failed: ${c.problems.join('; ')}`);
-    if (!c.floodReplies || !c.replies) throw new Error(`no progress: ${c.floodReplies} flood replies, ${c.replies} victim replies`);
+    if (!c.floodReplies || !c.replies)
+      throw new Error(`no progress: ${c.floodReplies} flood replies, ${c.replies} victim replies`);
     measured({
-      scenario: 'flood', n: VICTIMS, subject, rep,
-      p99: c.p99, p50: c.p50, idleP50: idle.p50, idleP99: idle.p99, slowdown: c.p99 / idle.p99,
-      victimPerSec: c.replies / (c.wall / 1e6), floodPerSec: c.floodReplies / (c.wall / 1e6), ...util(s, c),
+      scenario: 'flood',
+      n: VICTIMS,
+      subject,
+      rep,
+      p99: c.p99,
+      p50: c.p50,
+      idleP50: idle.p50,
+      idleP99: idle.p99,
+      slowdown: c.p99 / idle.p99,
+      victimPerSec: c.replies / (c.wall / 1e6),
+      floodPerSec: c.floodReplies / (c.wall / 1e6),
+      ...util(s, c),
     });
   } finally {
     await Promise.all([srv.stop(), cli.stop()]);
@@ -292,10 +360,14 @@ if (want.has('handshake') || want.has('memory') || want.has('fanout') || want.ha
   sessions.push({ name: `clients ${SIZES.big}`, run: (s, r) => clientsSession(s, SIZES.big, r) });
 }
 if (want.has('fanout') || want.has('burst')) {
-  sessions.unshift({ name: `clients ${SIZES.small}`, run: (s, r) => clientsSession(s, SIZES.small, r) });
+  sessions.unshift({
+    name: `clients ${SIZES.small}`,
+    run: (s, r) => clientsSession(s, SIZES.small, r),
+  });
 }
 if (want.has('reqrep')) {
-  for (const n of [100, 1000]) sessions.push({ name: `reqrep ${n}`, run: (s, r) => reqrepSession(s, n, r) });
+  for (const n of [100, 1000])
+    sessions.push({ name: `reqrep ${n}`, run: (s, r) => reqrepSession(s, n, r) });
 }
 if (want.has('flood')) sessions.push({ name: 'flood', run: floodSession });
 
@@ -315,11 +387,22 @@ function printTable(rows) {
     if (!rs.length) continue;
     const spec = METRICS[scenario];
     // × columns: the median of per-repetition ratios (bench/summary.js)
-    const head = ['scenario', 'subject', spec.unit, '× ws', '× socket.io', ...spec.cols.map((c) => c[1])];
+    const head = [
+      'scenario',
+      'subject',
+      spec.unit,
+      '× ws',
+      '× socket.io',
+      ...spec.cols.map((c) => c[1]),
+    ];
     lines.push(head.map((h, i) => pad(h, i < 2 ? 14 : 12, i >= 2)).join(''));
     for (const r of rs) {
       const cells = [
-        `${scenario} ${r.n >= 1000 ? `${r.n / 1000}k` : r.n}`, r.subject, fmt(r.value, 2), fmt(r.vsWs, 2), fmt(r.vsSocketio, 2),
+        `${scenario} ${r.n >= 1000 ? `${r.n / 1000}k` : r.n}`,
+        r.subject,
+        fmt(r.value, 2),
+        fmt(r.vsWs, 2),
+        fmt(r.vsSocketio, 2),
         ...spec.cols.map(([k, , how]) => fmt(r[k], how)),
       ];
       lines.push(cells.map((c, i) => pad(c, i < 2 ? 14 : 12, i >= 2)).join(''));
@@ -330,7 +413,8 @@ function printTable(rows) {
 }
 
 function printTargets(targets) {
-  for (const t of targets) console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.target.padEnd(36)} ${t.ratio.toFixed(2)}`);
+  for (const t of targets)
+    console.log(`${t.met ? 'met   ' : 'MISSED'} ${t.target.padEnd(36)} ${t.ratio.toFixed(2)}`);
 }
 
 // --- main ---
@@ -348,14 +432,23 @@ const meta = {
   scenarios: wanted,
   subjects,
   versions: Object.fromEntries(
-    ['ws', 'socket.io', 'engine.io'].map((p) => [p, JSON.parse(readFileSync(join(root, 'node_modules', p, 'package.json'), 'utf8')).version]),
+    ['ws', 'socket.io', 'engine.io'].map((p) => [
+      p,
+      JSON.parse(readFileSync(join(root, 'node_modules', p, 'package.json'), 'utf8')).version,
+    ]),
   ),
   loadBefore: loadavg(),
 };
 record(meta);
-console.log(`wshub bench: ${meta.cpu} ×${meta.cores}, Node ${meta.node}, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}` +
-  `${pinned ? `, server on core ${SERVER_CORE}, load generator on core ${CLIENT_CORE}` : ', NOT pinned (no taskset)'}`);
-console.log(`scenarios: ${wanted.join(' ')}; subjects: ${subjects.join(' ')}; ${reps} repetition(s)\n`);
+console.log(
+  `wshub bench: ${meta.cpu} ×${meta.cores}, Node ${meta.node}, load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}` +
+    `${pinned ? `, server on core ${SERVER_CORE}, load generator on core ${CLIENT_CORE}` : ', NOT pinned (no taskset)'}`,
+);
+console.log(
+  `scenarios: ${wanted.join(' ')}; subjects: ${subjects.join(' ')}; ${reps} repetition(s)\n`,
+);
 
 const started = Date.now();
 let failures = 0;
@@ -365,10 +458,18 @@ for (const session of sessions) {
       const t0 = Date.now();
       try {
         await session.run(subject, rep);
-        process.stderr.write(`  ${session.name} ${subject} #${rep} ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
+        process.stderr.write(
+          `  ${session.name} ${subject} #${rep} ${((Date.now() - t0) / 1000).toFixed(1)} s\n`,
+        );
       } catch (err) {
         failures++;
-        record({ type: 'failure', session: session.name, subject, rep, error: String(err.message) });
+        record({
+          type: 'failure',
+          session: session.name,
+          subject,
+          rep,
+          error: String(err.message),
+        });
         console.error(`  ${session.name} ${subject} #${rep} FAILED: ${err.message}`);
       }
     }
@@ -382,17 +483,35 @@ if (measurements.length) {
   const targets = checkTargets(rows);
   printTargets(targets);
   meta.loadAfter = loadavg();
-  record({ type: 'summary', rows, targets, loadAfter: meta.loadAfter, seconds: (Date.now() - started) / 1000 });
+  record({
+    type: 'summary',
+    rows,
+    targets,
+    loadAfter: meta.loadAfter,
+    seconds: (Date.now() - started) / 1000,
+  });
   const svg = join(resultsDir, `${stamp}.svg`);
   writeFileSync(svg, renderChart(rows, meta));
-  console.log(`\nraw results: ${resultsFile}\nchart: ${svg} (node bench/chart.js updates bench/chart.svg)`);
+  console.log(
+    `\nraw results: ${resultsFile}\nchart: ${svg} (node bench/chart.js updates bench/chart.svg)`,
+  );
 }
 if (want.has('cluster')) {
   console.log('\ncluster (bench/cluster.js):');
-  const forward = [...(quick ? ['--quick'] : []), ...(value('--reps') ? ['--reps', value('--reps')] : [])];
-  const child = spawn(process.execPath, [clusterBench, ...forward], { stdio: 'inherit', cwd: root });
+  const forward = [
+    ...(quick ? ['--quick'] : []),
+    ...(value('--reps') ? ['--reps', value('--reps')] : []),
+  ];
+  const child = spawn(process.execPath, [clusterBench, ...forward], {
+    stdio: 'inherit',
+    cwd: root,
+  });
   const code = await new Promise((resolve) => child.once('exit', resolve));
   if (code !== 0) failures++;
 }
-console.log(`\n${((Date.now() - started) / 1000).toFixed(0)} s, load ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+console.log(
+  `\n${((Date.now() - started) / 1000).toFixed(0)} s, load ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')}`,
+);
 process.exitCode = failures ? 1 : 0;

@@ -46,10 +46,14 @@ async function server() {
       `${label.padEnd(9)} clients ${String(hub.clients.size).padStart(6)}  rss ${(m.rss / MB).toFixed(1).padStart(6)} MB  ` +
         `heap ${(m.heapUsed / MB).toFixed(1).padStart(6)} MB${extra}`,
     );
-  console.log(`soak: ${CLIENTS} clients, churn ${CHURN}/s, broadcast every 500 ms, ${SECONDS} s, node ${process.version}`);
+  console.log(
+    `soak: ${CLIENTS} clients, churn ${CHURN}/s, broadcast every 500 ms, ${SECONDS} s, node ${process.version}`,
+  );
   line('before', before);
 
-  const child = fork(fileURLToPath(import.meta.url), ['clients', String(port)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), ['clients', String(port)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   let view = { open: 0, received: 0, replies: 0, failures: 0 };
   child.on('message', (m) => (view = m));
   const childExit = new Promise((r) => child.once('exit', r));
@@ -71,7 +75,11 @@ async function server() {
   const reporter = setInterval(() => {
     const s = hub.stats();
     const t = ((performance.now() - started) / 1000).toFixed(0);
-    line(`t=${t}s`, mem(), `  out ${s.messagesOut}  in ${s.messagesIn}  dropped ${s.dropped}  errors ${errors}  | peer: open ${view.open} got ${view.received} replies ${view.replies} failures ${view.failures}`);
+    line(
+      `t=${t}s`,
+      mem(),
+      `  out ${s.messagesOut}  in ${s.messagesIn}  dropped ${s.dropped}  errors ${errors}  | peer: open ${view.open} got ${view.received} replies ${view.replies} failures ${view.failures}`,
+    );
   }, REPORT_MS);
 
   await sleep(SECONDS * 1000);
@@ -154,7 +162,8 @@ async function clients(port) {
     // A request from a slice of the clients each second.
     for (let i = turn++ % 20; i < list.length; i += 20) {
       const ws = list[i];
-      if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ actioncode: 'echo', id: ++nextId, data: { n: nextId } }));
+      if (ws.readyState === WebSocket.OPEN)
+        ws.send(JSON.stringify({ actioncode: 'echo', id: ++nextId, data: { n: nextId } }));
     }
   }, 1000);
 

@@ -12,14 +12,62 @@ export const median = (xs) => {
 
 /** Per scenario: the metric the ratios are taken on, and the columns printed. */
 export const METRICS = {
-  fanout: { key: 'usPerMsg', unit: 'µs/msg', cols: [['msgPerSec', 'msg/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
-  burst: { key: 'usPerMsg', unit: 'µs/msg', cols: [['msgPerSec', 'msg/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
-  reqrep: { key: 'usPerReq', unit: 'µs/req', cols: [['reqPerSec', 'req/s', 0], ['p50', 'p50 µs', 0], ['p99', 'p99 µs', 0], ['srvUtil', 'srv%', '%']] },
-  flood: {
-    key: 'p99', unit: 'p99 µs', cols: [['slowdown', '÷ idle p99', 2], ['p50', 'p50 µs', 0], ['idleP99', 'idle p99', 0], ['floodPerSec', 'flood/s', 0], ['victimPerSec', 'victim/s', 0]],
+  fanout: {
+    key: 'usPerMsg',
+    unit: 'µs/msg',
+    cols: [
+      ['msgPerSec', 'msg/s', 0],
+      ['srvUtil', 'srv%', '%'],
+      ['cliUtil', 'load%', '%'],
+    ],
   },
-  memory: { key: 'rssKB', unit: 'KB RSS/conn', cols: [['heapKB', 'heap KB', 2], ['externalKB', 'ext KB', 2]] },
-  handshake: { key: 'usPerConn', unit: 'µs/conn', cols: [['perSec', 'conn/s', 0], ['srvUtil', 'srv%', '%'], ['cliUtil', 'load%', '%']] },
+  burst: {
+    key: 'usPerMsg',
+    unit: 'µs/msg',
+    cols: [
+      ['msgPerSec', 'msg/s', 0],
+      ['srvUtil', 'srv%', '%'],
+      ['cliUtil', 'load%', '%'],
+    ],
+  },
+  reqrep: {
+    key: 'usPerReq',
+    unit: 'µs/req',
+    cols: [
+      ['reqPerSec', 'req/s', 0],
+      ['p50', 'p50 µs', 0],
+      ['p99', 'p99 µs', 0],
+      ['srvUtil', 'srv%', '%'],
+    ],
+  },
+  flood: {
+    key: 'p99',
+    unit: 'p99 µs',
+    cols: [
+      ['slowdown', '÷ idle p99', 2],
+      ['p50', 'p50 µs', 0],
+      ['idleP99', 'idle p99', 0],
+      ['floodPerSec', 'flood/s', 0],
+      ['victimPerSec', 'victim/s', 0],
+    ],
+  },
+  memory: {
+    key: 'rssKB',
+    unit: 'KB RSS/conn',
+    cols: [
+      ['heapKB', 'heap KB', 2],
+      ['externalKB', 'ext KB', 2],
+    ],
+  },
+  handshake: {
+    key: 'usPerConn',
+    unit: 'µs/conn',
+    cols: [
+      ['perSec', 'conn/s', 0],
+      ['srvUtil', 'srv%', '%'],
+      ['cliUtil', 'load%', '%'],
+    ],
+  },
 };
 
 /**
@@ -67,11 +115,13 @@ export function summarize(measurements) {
 export function checkTargets(rows) {
   const out = [];
   const check = (label, scenario, n, key, other, limit, atLeast = false) => {
-    const r = rows.find((x) => x.scenario === scenario && x.n === n && x.subject === 'wshub')?.ratios[other]?.[key];
+    const r = rows.find((x) => x.scenario === scenario && x.n === n && x.subject === 'wshub')
+      ?.ratios[other]?.[key];
     if (r === undefined) return;
     out.push({ target: label, ratio: r, limit, met: atLeast ? r >= limit : r <= limit });
   };
-  const sizes = (scenario) => [...new Set(rows.filter((r) => r.scenario === scenario).map((r) => r.n))].sort((a, b) => a - b);
+  const sizes = (scenario) =>
+    [...new Set(rows.filter((r) => r.scenario === scenario).map((r) => r.n))].sort((a, b) => a - b);
   for (const n of sizes('fanout')) {
     check(`fanout ${n}: wshub ≤ 0.85× ws`, 'fanout', n, 'usPerMsg', 'ws', 0.85);
     check(`fanout ${n}: wshub ≤ 0.6× socket.io`, 'fanout', n, 'usPerMsg', 'socketio', 0.6);
@@ -86,12 +136,18 @@ export function checkTargets(rows) {
   }
   // Fairness is the victims' own slowdown, not a comparison with ws (whose default is unfair).
   for (const r of rows.filter((x) => x.scenario === 'flood' && x.subject === 'wshub')) {
-    out.push({ target: 'flood: victim p99 ≤ 2× unloaded', ratio: r.slowdown, limit: 2, met: r.slowdown <= 2 });
+    out.push({
+      target: 'flood: victim p99 ≤ 2× unloaded',
+      ratio: r.slowdown,
+      limit: 2,
+      met: r.slowdown <= 2,
+    });
   }
   for (const n of sizes('memory')) {
     check(`memory ${n}: RSS/conn ≤ 1.15× ws`, 'memory', n, 'rssKB', 'ws', 1.15);
     check(`memory ${n}: heap/conn ≤ 1.15× ws`, 'memory', n, 'heapKB', 'ws', 1.15);
   }
-  for (const n of sizes('handshake')) check(`handshakes/s ≥ 0.9× ws`, 'handshake', n, 'perSec', 'ws', 0.9, true);
+  for (const n of sizes('handshake'))
+    check(`handshakes/s ≥ 0.9× ws`, 'handshake', n, 'perSec', 'ws', 0.9, true);
   return out;
 }

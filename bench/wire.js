@@ -11,7 +11,9 @@ export const pushData = (seq) => ({ seq, text: TEXT });
 
 /** RFC 6455 §4.2.2: Sec-WebSocket-Accept for a Sec-WebSocket-Key. */
 export function acceptOf(key) {
-  return createHash('sha1').update(key + GUID).digest('base64');
+  return createHash('sha1')
+    .update(key + GUID)
+    .digest('base64');
 }
 
 export function upgradeRequest(port, path) {

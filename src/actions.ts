@@ -6,7 +6,7 @@ import type { ActionContext } from './types.js';
 
 const KEY = /^[a-z][a-zA-Z0-9]*$/;
 
-type Handler = (data: unknown, ctx: ActionContext<any>) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Handler = (data: unknown, ctx: ActionContext<any>) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any -- any client data
 
 export interface CompiledAction {
   readonly key: string;
@@ -37,35 +37,58 @@ function isSchema(v: unknown): v is StandardSchemaV1 {
  * Builds the wire code → action table.
  * @throws TypeError for a key that is not camelCase or does not round-trip, or a malformed action
  */
-export function compileActions(actions: object | undefined, clientFanout: boolean): Map<string, CompiledAction> {
+export function compileActions(
+  actions: object | undefined,
+  clientFanout: boolean,
+): Map<string, CompiledAction> {
   if (actions !== undefined && (typeof actions !== 'object' || actions === null)) {
-    throw new TypeError(`options.actions must be an object, got ${actions === null ? 'null' : typeof actions}`);
+    throw new TypeError(
+      `options.actions must be an object, got ${actions === null ? 'null' : typeof actions}`,
+    );
   }
   // The built-in heart_beat follows `clientFanout` like every other action (the seed's HeartBeat
   // honoured is_broadcast / client_ids).
-  const table = new Map<string, CompiledAction>([['heart_beat', clientFanout ? { ...heartBeat, fanout: true } : heartBeat]]);
+  const table = new Map<string, CompiledAction>([
+    ['heart_beat', clientFanout ? { ...heartBeat, fanout: true } : heartBeat],
+  ]);
   // Object.keys: own enumerable keys only, so inherited names such as `toString` never dispatch.
   for (const key of Object.keys(actions ?? {})) {
     const snake = toSnake(key);
     const back = toCamel(snake);
     if (back !== key) {
-      throw new TypeError(`action key "${key}" does not round-trip: "${key}" → "${snake}" → "${back}"`);
+      throw new TypeError(
+        `action key "${key}" does not round-trip: "${key}" → "${snake}" → "${back}"`,
+      );
     }
     if (!KEY.test(key)) {
-      throw new TypeError(`action key "${key}" must be camelCase ASCII letters and digits, starting lower case`);
+      throw new TypeError(
+        `action key "${key}" must be camelCase ASCII letters and digits, starting lower case`,
+      );
     }
     // Inbound codes past the cap are refused before lookup, so such an action could never run.
     if (snake.length > MAX_ACTIONCODE_LENGTH) {
-      throw new RangeError(`action key "${key}" is too long: its wire code has ${snake.length} characters, at most ${MAX_ACTIONCODE_LENGTH}`);
+      throw new RangeError(
+        `action key "${key}" is too long: its wire code has ${snake.length} characters, at most ${MAX_ACTIONCODE_LENGTH}`,
+      );
     }
     const value: unknown = (actions as Record<string, unknown>)[key];
     let action: CompiledAction;
     if (typeof value === 'function') {
       action = { key, handler: value as Handler, schema: undefined, fanout: clientFanout };
-    } else if (typeof value === 'object' && value !== null && typeof (value as { handler?: unknown }).handler === 'function') {
-      const { handler, schema, fanout } = value as { handler: Handler; schema?: unknown; fanout?: unknown };
+    } else if (
+      typeof value === 'object' &&
+      value !== null &&
+      typeof (value as { handler?: unknown }).handler === 'function'
+    ) {
+      const { handler, schema, fanout } = value as {
+        handler: Handler;
+        schema?: unknown;
+        fanout?: unknown;
+      };
       if (schema !== undefined && !isSchema(schema)) {
-        throw new TypeError(`action "${key}": schema must implement Standard Schema v1 ('~standard'.validate)`);
+        throw new TypeError(
+          `action "${key}": schema must implement Standard Schema v1 ('~standard'.validate)`,
+        );
       }
       if (fanout !== undefined && typeof fanout !== 'boolean') {
         throw new TypeError(`action "${key}": fanout must be a boolean, got ${typeof fanout}`);

@@ -27,8 +27,8 @@ export interface ClientHost {
   readonly counters: { messagesOut: number; bytesOut: number };
   readonly highWaterMark: number;
   /** A frame did not fit under the high-water mark: apply the policy. */
-  overflow(client: Client<any>): void; // eslint-disable-line @typescript-eslint/no-explicit-any
-  unregister(client: Client<any>, code: number, reason: string): boolean; // eslint-disable-line @typescript-eslint/no-explicit-any
+  overflow(client: Client<any>): void; // eslint-disable-line @typescript-eslint/no-explicit-any -- any client data
+  unregister(client: Client<any>, code: number, reason: string): boolean; // eslint-disable-line @typescript-eslint/no-explicit-any -- any client data
 }
 
 export const kPush = Symbol('wshub.push');
@@ -52,7 +52,9 @@ export class Client<Data = unknown> {
    * @internal rate-limit window: its start (ms), messages in it, refusals carried over, and the
    * timer that resumes reading when a paused window ends; created on first use
    */
-  [kRate]: { start: number; count: number; rejected: number; resume: NodeJS.Timeout | undefined } | undefined = undefined;
+  [kRate]:
+    | { start: number; count: number; rejected: number; resume: NodeJS.Timeout | undefined }
+    | undefined = undefined;
   /** @internal */ readonly [kConn]: Connection;
   readonly #host: ClientHost;
 
@@ -114,11 +116,16 @@ export class Client<Data = unknown> {
 /** Encodes a push, turning JSON failures into a TypeError that names the actioncode. */
 export function encodeOrThrow(actioncode: string, data: unknown): string {
   if (typeof actioncode !== 'string' || actioncode === '') {
-    throw new TypeError(`actioncode must be a non-empty string, got ${JSON.stringify(actioncode) ?? String(actioncode)}`);
+    throw new TypeError(
+      `actioncode must be a non-empty string, got ${JSON.stringify(actioncode) ?? String(actioncode)}`,
+    );
   }
   try {
     return encode(Code.Success, 'success', actioncode, data);
   } catch (err) {
-    throw new TypeError(`data for "${actioncode}" cannot be encoded as JSON: ${(err as Error).message}`, { cause: err });
+    throw new TypeError(
+      `data for "${actioncode}" cannot be encoded as JSON: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

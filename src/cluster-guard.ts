@@ -4,7 +4,17 @@
 // a secret) freshness, before the adapter reads a single field.
 import type { AdapterHost } from './adapter.js';
 import type { ResolvedClusterOptions } from './cluster-options.js';
-import { decode, MAX_HEADER, MAX_NAME, MAX_SNAPSHOT, Signer, TAG_LENGTH, type Header, type Message, type Via } from './cluster-wire.js';
+import {
+  decode,
+  MAX_HEADER,
+  MAX_NAME,
+  MAX_SNAPSHOT,
+  type Signer,
+  TAG_LENGTH,
+  type Header,
+  type Message,
+  type Via,
+} from './cluster-wire.js';
 import type { Frame } from './protocol.js';
 import type { Target } from './types.js';
 
@@ -35,7 +45,10 @@ export class Throttle {
   }
 }
 
-type Options = Pick<ResolvedClusterOptions, 'prefix' | 'maxFrameSize' | 'maxPendingMessages' | 'maxPendingBytes'>;
+type Options = Pick<
+  ResolvedClusterOptions,
+  'prefix' | 'maxFrameSize' | 'maxPendingMessages' | 'maxPendingBytes'
+>;
 type Publish = (channel: string, message: string) => Promise<unknown> | false;
 
 export class Outbox {
@@ -75,8 +88,12 @@ export class Outbox {
    * reported once per stall. @returns whether the message was handed to the broker
    */
   send(channel: string, message: string): boolean {
-    if (this.#inflight >= this.#o.maxPendingMessages || this.#bytes >= this.#o.maxPendingBytes) return this.#overflow();
-    const sent = this.#publish(channel, this.#signer ? this.#signer.sign(channel, message) : message);
+    if (this.#inflight >= this.#o.maxPendingMessages || this.#bytes >= this.#o.maxPendingBytes)
+      return this.#overflow();
+    const sent = this.#publish(
+      channel,
+      this.#signer ? this.#signer.sign(channel, message) : message,
+    );
     if (!sent) return false;
     const size = message.length;
     this.#inflight++;
@@ -98,7 +115,10 @@ export class Outbox {
 
   /** Whether a client id or room name can cross nodes (else refused). */
   name(name: string, what: string): boolean {
-    return name.length <= MAX_NAME || this.refuse(`a ${what} of ${name.length} characters exceeds ${MAX_NAME}`);
+    return (
+      name.length <= MAX_NAME ||
+      this.refuse(`a ${what} of ${name.length} characters exceeds ${MAX_NAME}`)
+    );
   }
 
   /** Whether a frame fits `maxFrameSize` in UTF-8 bytes (else refused); counts bytes only when it may not. */
@@ -106,7 +126,9 @@ export class Outbox {
     const max = this.#o.maxFrameSize;
     const { length } = frame.text;
     if (length <= max && (length * 3 <= max || Buffer.byteLength(frame.text) <= max)) return true;
-    return this.refuse(`a frame of ${Buffer.byteLength(frame.text)} bytes exceeds maxFrameSize (${max})`);
+    return this.refuse(
+      `a frame of ${Buffer.byteLength(frame.text)} bytes exceeds maxFrameSize (${max})`,
+    );
   }
 
   /** Whether every name in a broadcast target can cross nodes (else refused). */
@@ -138,10 +160,18 @@ export class Outbox {
     this.#inflight--;
     this.#bytes -= size;
     const { maxPendingMessages, maxPendingBytes } = this.#o;
-    if (!this.#stall || this.#inflight > maxPendingMessages / 2 || this.#bytes > maxPendingBytes / 2) return;
+    if (
+      !this.#stall ||
+      this.#inflight > maxPendingMessages / 2 ||
+      this.#bytes > maxPendingBytes / 2
+    )
+      return;
     const { dropped } = this.#stall;
     this.#stall = undefined;
-    this.#host.logger.warn?.({ prefix: this.#o.prefix, dropped }, 'wshub: the broker acknowledges again; `dropped` messages for other nodes were lost meanwhile');
+    this.#host.logger.warn?.(
+      { prefix: this.#o.prefix, dropped },
+      'wshub: the broker acknowledges again; `dropped` messages for other nodes were lost meanwhile',
+    );
   }
 }
 
@@ -179,7 +209,8 @@ export class Inbox {
   #stale(m: Message, channel: string): string | undefined {
     const t = Date.now();
     const skew = t - m.w!;
-    if (Math.abs(skew) > REPLAY_WINDOW) return `stamped ${skew} ms from this node's clock (a replay, or clocks out of sync)`;
+    if (Math.abs(skew) > REPLAY_WINDOW)
+      return `stamped ${skew} ms from this node's clock (a replay, or clocks out of sync)`;
     let counters = this.#counters.get(m.f);
     if (!counters) this.#counters.set(m.f, (counters = { last: new Map(), until: 0 }));
     if (m.c! <= (counters.last.get(channel) ?? 0)) return 'a replayed message';

@@ -59,7 +59,8 @@ export interface ResolvedClusterOptions {
 /** Checks and defaults {@link ClusterOptions}. @throws TypeError / RangeError naming the option */
 export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterOptions {
   const prefix = options.prefix ?? 'wshub';
-  if (typeof prefix !== 'string' || prefix === '') throw new TypeError(`options.prefix must be a non-empty string, got ${String(prefix)}`);
+  if (typeof prefix !== 'string' || prefix === '')
+    throw new TypeError(`options.prefix must be a non-empty string, got ${String(prefix)}`);
   const heartbeatInterval = ms('heartbeatInterval', options.heartbeatInterval, 5000);
   return {
     prefix,
@@ -75,20 +76,24 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
 
 function ms(name: string, v: unknown, fallback: number): number {
   if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new RangeError(`options.${name} must be a positive number of ms, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw new RangeError(`options.${name} must be a positive number of ms, got ${String(v)}`);
   return v;
 }
 
 function count(name: string, v: unknown, fallback: number): number {
   if (v === undefined) return fallback;
-  if (!Number.isSafeInteger(v) || (v as number) <= 0) throw new RangeError(`options.${name} must be a positive integer, got ${String(v)}`);
+  if (!Number.isSafeInteger(v) || (v as number) <= 0)
+    throw new RangeError(`options.${name} must be a positive integer, got ${String(v)}`);
   return v as number;
 }
 
 function secret(v: unknown): Uint8Array | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'string' && !(v instanceof Uint8Array)) throw new TypeError('options.secret must be a string or a Uint8Array');
+  if (typeof v !== 'string' && !(v instanceof Uint8Array))
+    throw new TypeError('options.secret must be a string or a Uint8Array');
   const key = Buffer.from(v as string); // a string as UTF-8, bytes as they are
-  if (key.length < 16) throw new RangeError(`options.secret must be at least 16 bytes, got ${key.length}`);
+  if (key.length < 16)
+    throw new RangeError(`options.secret must be at least 16 bytes, got ${key.length}`);
   return key;
 }

@@ -7,7 +7,8 @@ import type { Target } from './types.js';
 
 /** Message kinds: b broadcast, s send, j/l join/leave, +/- presence delta, h heartbeat,
  * hi hello, sync snapshot request, snap snapshot, q/a question/answer, bye. */
-export type Kind = 'b' | 's' | 'j' | 'l' | '+' | '-' | 'h' | 'hi' | 'sync' | 'snap' | 'q' | 'a' | 'bye';
+export type Kind =
+  'b' | 's' | 'j' | 'l' | '+' | '-' | 'h' | 'hi' | 'sync' | 'snap' | 'q' | 'a' | 'bye';
 
 /** A header as published; field names are one letter to keep every message small. */
 export interface Header {
@@ -32,7 +33,12 @@ export interface Header {
  * `w` are set when the message was signed.
  */
 export type Message = { readonly f: string; c?: number; w?: number } & (
-  | { readonly k: 'b'; readonly t: Target | undefined; readonly m: number | undefined; readonly frame: string }
+  | {
+      readonly k: 'b';
+      readonly t: Target | undefined;
+      readonly m: number | undefined;
+      readonly frame: string;
+    }
   | { readonly k: 's'; readonly i: string; readonly frame: string }
   | { readonly k: 'j' | 'l'; readonly i: string; readonly r: string }
   | { readonly k: '+' | '-'; readonly i: string; readonly s: number }
@@ -65,7 +71,8 @@ export function encode(header: Header, body?: string): string {
 
 // --- checks, cheap and exact: a field is the type and range our own encoder produces ---
 
-const isCount = (v: unknown, min: number): v is number => Number.isSafeInteger(v) && (v as number) >= min;
+const isCount = (v: unknown, min: number): v is number =>
+  Number.isSafeInteger(v) && (v as number) >= min;
 const isName = (v: unknown): v is string => typeof v === 'string' && v.length <= MAX_NAME;
 const isNames = (v: unknown): v is string[] => Array.isArray(v) && v.every(isName);
 
@@ -73,7 +80,11 @@ function isTarget(v: unknown): v is Target | undefined {
   if (v === undefined) return true;
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
   const { to, rooms, except } = v as Record<string, unknown>;
-  return (to === undefined || isNames(to)) && (rooms === undefined || isNames(rooms)) && (except === undefined || isNames(except));
+  return (
+    (to === undefined || isNames(to)) &&
+    (rooms === undefined || isNames(rooms)) &&
+    (except === undefined || isNames(except))
+  );
 }
 
 /** The keys of a frame as `encode` in protocol.ts writes them. */
@@ -84,8 +95,13 @@ const FRAME_KEYS = new Set(['code', 'msg', 'actioncode', 'data', 'id']);
  * or `undefined` if it is one. `authentic`: signed by a node holding the secret, so it was encoded
  * by wshub and only its outline is checked; otherwise it is parsed (~1.5 µs for a 200-byte frame).
  */
-export function frameFault(body: string, maxFrameSize: number, authentic: boolean): string | undefined {
-  if (body.length > maxFrameSize) return `frame of ${body.length} characters exceeds maxFrameSize (${maxFrameSize})`;
+export function frameFault(
+  body: string,
+  maxFrameSize: number,
+  authentic: boolean,
+): string | undefined {
+  if (body.length > maxFrameSize)
+    return `frame of ${body.length} characters exceeds maxFrameSize (${maxFrameSize})`;
   if (!body.startsWith('{"code":') || !body.endsWith('}')) return 'body is not a frame';
   if (authentic) return undefined;
   let v: unknown;
@@ -96,17 +112,29 @@ export function frameFault(body: string, maxFrameSize: number, authentic: boolea
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'body is not a frame';
   const o = v as Record<string, unknown>;
-  for (const key in o) if (!FRAME_KEYS.has(key)) return `frame has an unknown key "${key.slice(0, 32)}"`;
+  for (const key in o)
+    if (!FRAME_KEYS.has(key)) return `frame has an unknown key "${key.slice(0, 32)}"`;
   const { code, msg, actioncode, id } = o;
-  if (!Number.isSafeInteger(code) || typeof msg !== 'string' || typeof actioncode !== 'string' || !Object.hasOwn(o, 'data')) {
+  if (
+    !Number.isSafeInteger(code) ||
+    typeof msg !== 'string' ||
+    typeof actioncode !== 'string' ||
+    !Object.hasOwn(o, 'data')
+  ) {
     return 'frame lacks code, msg, actioncode or data';
   }
-  if (id !== undefined && typeof id !== 'string' && !(typeof id === 'number' && Number.isFinite(id))) return 'frame id is not a string or number';
+  if (
+    id !== undefined &&
+    typeof id !== 'string' &&
+    !(typeof id === 'number' && Number.isFinite(id))
+  )
+    return 'frame id is not a string or number';
   return undefined;
 }
 
 function snapshotIds(body: string): string[] | string {
-  if (body.length > MAX_SNAPSHOT) return `snapshot of ${body.length} characters exceeds ${MAX_SNAPSHOT}`;
+  if (body.length > MAX_SNAPSHOT)
+    return `snapshot of ${body.length} characters exceeds ${MAX_SNAPSHOT}`;
   let ids: unknown;
   try {
     ids = JSON.parse(body);
@@ -127,61 +155,73 @@ type Decoder = (h: Raw, body: string | undefined, cx: DecodeContext) => Message 
 
 const NAME = `a string of at most ${MAX_NAME} characters`;
 const ROOM = `a non-empty string of at most ${MAX_NAME} characters`;
-const noBody = (body: string | undefined): string | undefined => (body === undefined ? undefined : 'unexpected body');
+const noBody = (body: string | undefined): string | undefined =>
+  body === undefined ? undefined : 'unexpected body';
 
 /** One decoder per kind, and the channels each kind may arrive on. */
-const kinds: { readonly [K in Kind]: { readonly via: readonly Via[]; readonly decode: Decoder } } = {
-  b: {
-    via: ['all', 'node', 'room'],
-    decode(h, body, cx) {
-      if (!isTarget(h.t)) return `t must be { to?, rooms?, except? } lists of ${NAME}`;
-      if (h.m !== undefined && !isCount(h.m, 1)) return 'm must be a positive safe integer';
-      if (body === undefined) return 'no frame';
-      return frameFault(body, cx.maxFrameSize, cx.authentic) ?? { f: h.f, k: 'b', t: h.t, m: h.m, frame: body };
+const kinds: { readonly [K in Kind]: { readonly via: readonly Via[]; readonly decode: Decoder } } =
+  {
+    b: {
+      via: ['all', 'node', 'room'],
+      decode(h, body, cx) {
+        if (!isTarget(h.t)) return `t must be { to?, rooms?, except? } lists of ${NAME}`;
+        if (h.m !== undefined && !isCount(h.m, 1)) return 'm must be a positive safe integer';
+        if (body === undefined) return 'no frame';
+        return (
+          frameFault(body, cx.maxFrameSize, cx.authentic) ?? {
+            f: h.f,
+            k: 'b',
+            t: h.t,
+            m: h.m,
+            frame: body,
+          }
+        );
+      },
     },
-  },
-  s: {
-    via: ['all', 'node'],
-    decode(h, body, cx) {
-      if (!isName(h.i)) return `i must be ${NAME}`;
-      if (body === undefined) return 'no frame';
-      return frameFault(body, cx.maxFrameSize, cx.authentic) ?? { f: h.f, k: 's', i: h.i, frame: body };
+    s: {
+      via: ['all', 'node'],
+      decode(h, body, cx) {
+        if (!isName(h.i)) return `i must be ${NAME}`;
+        if (body === undefined) return 'no frame';
+        return (
+          frameFault(body, cx.maxFrameSize, cx.authentic) ?? { f: h.f, k: 's', i: h.i, frame: body }
+        );
+      },
     },
-  },
-  j: { via: ['all', 'node'], decode: (h, body) => roomChange('j', h, body) },
-  l: { via: ['all', 'node'], decode: (h, body) => roomChange('l', h, body) },
-  '+': { via: ['all'], decode: (h, body) => delta('+', h, body) },
-  '-': { via: ['all'], decode: (h, body) => delta('-', h, body) },
-  h: { via: ['all', 'node'], decode: (h, body) => announce('h', h, body) },
-  hi: { via: ['all'], decode: (h, body) => announce('hi', h, body) },
-  sync: { via: ['node'], decode: (h, body) => noBody(body) ?? { f: h.f, k: 'sync' } },
-  bye: { via: ['all'], decode: (h, body) => noBody(body) ?? { f: h.f, k: 'bye' } },
-  snap: {
-    via: ['node'],
-    decode(h, body) {
-      if (!isCount(h.s, 0)) return 's must be a non-negative safe integer';
-      const ids = snapshotIds(body ?? '');
-      return typeof ids === 'string' ? ids : { f: h.f, k: 'snap', s: h.s, ids };
+    j: { via: ['all', 'node'], decode: (h, body) => roomChange('j', h, body) },
+    l: { via: ['all', 'node'], decode: (h, body) => roomChange('l', h, body) },
+    '+': { via: ['all'], decode: (h, body) => delta('+', h, body) },
+    '-': { via: ['all'], decode: (h, body) => delta('-', h, body) },
+    h: { via: ['all', 'node'], decode: (h, body) => announce('h', h, body) },
+    hi: { via: ['all'], decode: (h, body) => announce('hi', h, body) },
+    sync: { via: ['node'], decode: (h, body) => noBody(body) ?? { f: h.f, k: 'sync' } },
+    bye: { via: ['all'], decode: (h, body) => noBody(body) ?? { f: h.f, k: 'bye' } },
+    snap: {
+      via: ['node'],
+      decode(h, body) {
+        if (!isCount(h.s, 0)) return 's must be a non-negative safe integer';
+        const ids = snapshotIds(body ?? '');
+        return typeof ids === 'string' ? ids : { f: h.f, k: 'snap', s: h.s, ids };
+      },
     },
-  },
-  q: {
-    via: ['all'],
-    decode(h, body) {
-      if (!isCount(h.q, 1)) return 'q must be a positive safe integer';
-      if (h.i !== undefined && !isName(h.i)) return `i must be ${NAME}`;
-      return noBody(body) ?? { f: h.f, k: 'q', q: h.q, i: h.i };
+    q: {
+      via: ['all'],
+      decode(h, body) {
+        if (!isCount(h.q, 1)) return 'q must be a positive safe integer';
+        if (h.i !== undefined && !isName(h.i)) return `i must be ${NAME}`;
+        return noBody(body) ?? { f: h.f, k: 'q', q: h.q, i: h.i };
+      },
     },
-  },
-  a: {
-    via: ['node'],
-    decode(h, body) {
-      if (!isCount(h.q, 1)) return 'q must be a positive safe integer';
-      if (!isCount(h.n, 0)) return 'n must be a non-negative safe integer';
-      if (typeof h.h !== 'boolean') return 'h must be a boolean';
-      return noBody(body) ?? { f: h.f, k: 'a', q: h.q, n: h.n, h: h.h };
+    a: {
+      via: ['node'],
+      decode(h, body) {
+        if (!isCount(h.q, 1)) return 'q must be a positive safe integer';
+        if (!isCount(h.n, 0)) return 'n must be a non-negative safe integer';
+        if (typeof h.h !== 'boolean') return 'h must be a boolean';
+        return noBody(body) ?? { f: h.f, k: 'a', q: h.q, n: h.n, h: h.h };
+      },
     },
-  },
-};
+  };
 
 function roomChange(k: 'j' | 'l', h: Raw, body: string | undefined): Message | string {
   if (!isName(h.i)) return `i must be ${NAME}`;
@@ -242,7 +282,12 @@ export class Signer {
   }
 
   #tag(channel: string, message: string): string {
-    return createHmac('sha256', this.#key).update(`${channel.length}:${channel}`).update(message).digest().subarray(0, 16).toString('base64url');
+    return createHmac('sha256', this.#key)
+      .update(`${channel.length}:${channel}`)
+      .update(message)
+      .digest()
+      .subarray(0, 16)
+      .toString('base64url');
   }
 
   sign(channel: string, message: string): string {

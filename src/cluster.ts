@@ -15,7 +15,16 @@ import { nanoid } from 'nanoid';
 import { InMemoryAdapter, type AdapterHost } from './adapter.js';
 import { Frame } from './protocol.js';
 import type { Target } from './types.js';
-import { encode, MAX_NAME, MAX_SNAPSHOT, Signer, TAG_LENGTH, type Header, type Message, type Via } from './cluster-wire.js';
+import {
+  encode,
+  MAX_NAME,
+  MAX_SNAPSHOT,
+  Signer,
+  TAG_LENGTH,
+  type Header,
+  type Message,
+  type Via,
+} from './cluster-wire.js';
 import { Inbox, Outbox, Throttle } from './cluster-guard.js';
 import { resolveClusterOptions, type ClusterOptions } from './cluster-options.js';
 
@@ -56,7 +65,11 @@ const now = () => performance.now();
 export abstract class ClusterAdapter extends InMemoryAdapter {
   /** This node's id in the cluster, new on every start. */
   readonly uid = nanoid();
-  protected readonly channels: { readonly all: string; readonly node: string; readonly prefix: string };
+  protected readonly channels: {
+    readonly all: string;
+    readonly node: string;
+    readonly prefix: string;
+  };
   protected readonly heartbeatInterval: number;
   protected readonly heartbeatTimeout: number;
   protected readonly requestTimeout: number;
@@ -95,10 +108,19 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     this.heartbeatTimeout = o.heartbeatTimeout;
     this.requestTimeout = o.requestTimeout;
     const signer = o.secret && new Signer(o.secret);
-    this.#outbox = new Outbox((channel, message) => this.publish(channel, message), o, signer, host);
+    this.#outbox = new Outbox(
+      (channel, message) => this.publish(channel, message),
+      o,
+      signer,
+      host,
+    );
     this.#inbox = new Inbox(o.maxFrameSize, signer);
     this.#tag = signer ? TAG_LENGTH : 0;
-    this.channels = { prefix: o.prefix, all: `${o.prefix}:all`, node: `${o.prefix}:node:${this.uid}` };
+    this.channels = {
+      prefix: o.prefix,
+      all: `${o.prefix}:all`,
+      node: `${o.prefix}:node:${this.uid}`,
+    };
     this.#roomPrefix = `${o.prefix}:room:`;
     this.#self = `{"f":"${this.uid}"`;
   }
@@ -128,7 +150,9 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     if (this.#closed) return;
     const rooms = [...this.rooms.keys()].map((room) => this.#room(room));
     this.#background(
-      Promise.all([this.channels.all, this.channels.node, ...rooms].map((c) => this.#subscribe(c))).then((ok) => {
+      Promise.all(
+        [this.channels.all, this.channels.node, ...rooms].map((c) => this.#subscribe(c)),
+      ).then((ok) => {
         // A failed subscription was reported; the next reconnect retries it.
         if (!ok.every(Boolean)) return;
         this.#publish(this.channels.all, { f: this.uid, k: 'hi', s: this.#seq });
@@ -148,18 +172,24 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
       if (typeof m === 'string') return this.#bad(`on ${channel}`, m);
       this.#handle(m);
     } catch (err) {
-      this.host.reportError(new Error(`wshub cluster: failed to handle a message on ${channel.slice(0, 200)}`, { cause: err }));
+      this.host.reportError(
+        new Error(`wshub cluster: failed to handle a message on ${channel.slice(0, 200)}`, {
+          cause: err,
+        }),
+      );
     }
   }
 
   override added(client: Parameters<InMemoryAdapter['added']>[0]): void {
     super.added(client);
-    if (this.#outbox.name(client.id, 'client id')) this.#publish(this.channels.all, { f: this.uid, k: '+', i: client.id, s: ++this.#seq });
+    if (this.#outbox.name(client.id, 'client id'))
+      this.#publish(this.channels.all, { f: this.uid, k: '+', i: client.id, s: ++this.#seq });
   }
 
   override removed(client: Parameters<InMemoryAdapter['removed']>[0]): void {
     super.removed(client);
-    if (client.id.length <= MAX_NAME) this.#publish(this.channels.all, { f: this.uid, k: '-', i: client.id, s: ++this.#seq });
+    if (client.id.length <= MAX_NAME)
+      this.#publish(this.channels.all, { f: this.uid, k: '-', i: client.id, s: ++this.#seq });
   }
 
   override join(clientId: string, room: string): boolean {
@@ -221,7 +251,8 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
 
   override has(clientId: string): Promise<boolean> {
     // An id too long to cross nodes is never announced: only this node can hold it.
-    if (this.host.clients.has(clientId) || clientId.length > MAX_NAME) return Promise.resolve(this.host.clients.has(clientId));
+    if (this.host.clients.has(clientId) || clientId.length > MAX_NAME)
+      return Promise.resolve(this.host.clients.has(clientId));
     return this.#question(clientId).then((ask) => ask.has);
   }
 
@@ -231,7 +262,11 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     this.#closed = true;
     clearInterval(this.#timer);
     for (const ask of [...this.#asks.values()]) ask.done();
-    const channels = [this.channels.all, this.channels.node, ...[...this.rooms.keys()].map((r) => this.#room(r))];
+    const channels = [
+      this.channels.all,
+      this.channels.node,
+      ...[...this.rooms.keys()].map((r) => this.#room(r)),
+    ];
     await Promise.all(channels.map((c) => this.#track(() => this.unsubscribe(c))));
   }
 
@@ -255,7 +290,9 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     const held = this.#badReports.admit();
     if (held < 0) return;
     const more = held > 0 ? `; ${held} more dropped since the last report` : '';
-    this.host.reportError(new Error(`wshub cluster: dropped a bad message ${where.slice(0, 200)}: ${why}${more}`));
+    this.host.reportError(
+      new Error(`wshub cluster: dropped a bad message ${where.slice(0, 200)}: ${why}${more}`),
+    );
   }
 
   #via(channel: string): Via | undefined {
@@ -306,7 +343,9 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   #settled(): Promise<unknown> {
     if (this.#pending.size === 0) return Promise.resolve();
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise((resolve) => (timer = setTimeout(resolve, this.requestTimeout).unref()));
+    const late = new Promise(
+      (resolve) => (timer = setTimeout(resolve, this.requestTimeout).unref()),
+    );
     return Promise.race([Promise.all([...this.#pending]), late]).finally(() => clearTimeout(timer));
   }
 
@@ -327,7 +366,8 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
     }
     let peer = this.#peers.get(from);
     if (!peer) {
-      if (this.#peers.size >= MAX_PEERS) return this.#bad(`from ${from}`, `more than ${MAX_PEERS} nodes`);
+      if (this.#peers.size >= MAX_PEERS)
+        return this.#bad(`from ${from}`, `more than ${MAX_PEERS} nodes`);
       peer = { ids: new Set(), seq: 0, seen: 0, mid: 0, mids: new Set(), syncing: 0 };
       this.#peers.set(from, peer);
       this.#log('info', from, 'wshub: cluster node up');
@@ -366,7 +406,8 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
         if (!peer.syncing && m.s !== peer.seq) this.#resync(from, peer);
         return;
       case 'h':
-        if (m.s !== peer.seq && (!peer.syncing || peer.seen - peer.syncing > this.requestTimeout)) this.#resync(from, peer);
+        if (m.s !== peer.seq && (!peer.syncing || peer.seen - peer.syncing > this.requestTimeout))
+          this.#resync(from, peer);
         return;
       case 'sync':
         this.#snapshot(from);
@@ -375,7 +416,10 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
         // Only a snapshot this node asked for replaces what it knows. (A late answer to a `sync`
         // that was sent again is one too, so this is not reported as an error.)
         if (!peer.syncing) {
-          return void this.host.logger.debug?.({ node: from, prefix: this.channels.prefix }, 'wshub: dropped a snapshot this node did not ask for');
+          return void this.host.logger.debug?.(
+            { node: from, prefix: this.channels.prefix },
+            'wshub: dropped a snapshot this node did not ask for',
+          );
         }
         this.#forget(from, peer);
         for (const id of m.ids) {
@@ -392,7 +436,13 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
         this.#background(
           this.#settled().then(() => {
             const n = this.host.clients.size;
-            this.#publish(this.#node(from), { f: this.uid, k: 'a', q, n, h: i !== undefined && this.host.clients.has(i) });
+            this.#publish(this.#node(from), {
+              f: this.uid,
+              k: 'a',
+              q,
+              n,
+              h: i !== undefined && this.host.clients.has(i),
+            });
           }),
         );
         return;
@@ -427,7 +477,10 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
       this.#snap = { seq: this.#seq, body: JSON.stringify(ids) };
     }
     const { seq, body } = this.#snap;
-    if (body.length > MAX_SNAPSHOT) return void this.#outbox.refuse(`a snapshot of ${body.length} characters exceeds ${MAX_SNAPSHOT}`);
+    if (body.length > MAX_SNAPSHOT)
+      return void this.#outbox.refuse(
+        `a snapshot of ${body.length} characters exceeds ${MAX_SNAPSHOT}`,
+      );
     this.#publish(this.#node(to), { f: this.uid, k: 'snap', s: seq }, body);
   }
 
@@ -488,7 +541,11 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
           resolve(ask);
         },
       };
-      if (this.#closed || ask.waiting.size === 0 || !this.#publish(this.channels.all, { f: this.uid, k: 'q', q, i: id })) {
+      if (
+        this.#closed ||
+        ask.waiting.size === 0 ||
+        !this.#publish(this.channels.all, { f: this.uid, k: 'q', q, i: id })
+      ) {
         return ask.done();
       }
       this.#asks.set(q, ask);

@@ -69,7 +69,8 @@ export class HubError extends Error {
 
   constructor(code: number, message: string, options?: ErrorOptions) {
     super(message, options); // `cause` is kept for logs, never sent
-    if (!Number.isInteger(code)) throw new TypeError(`HubError code must be an integer, got ${String(code)}`);
+    if (!Number.isInteger(code))
+      throw new TypeError(`HubError code must be an integer, got ${String(code)}`);
     this.code = code;
   }
 }

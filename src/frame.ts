@@ -24,7 +24,8 @@ interface WsInternals {
 export function rawSocket(ws: WebSocket): Socket | undefined {
   const w = ws as unknown as WsInternals;
   const socket = w._socket;
-  if (!socket || typeof socket.cork !== 'function' || typeof socket.write !== 'function') return undefined;
+  if (!socket || typeof socket.cork !== 'function' || typeof socket.write !== 'function')
+    return undefined;
   if (typeof w._sender?._state !== 'number') return undefined;
   if (w._extensions && Object.keys(w._extensions).length > 0) return undefined;
   return socket;

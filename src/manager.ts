@@ -6,7 +6,17 @@ import type { WebSocket } from 'ws';
 import { EventEmitter } from 'eventemitter3';
 import { compileActions, toIssues, type CompiledAction } from './actions.js';
 import type { Adapter } from './adapter.js';
-import { Client, encodeOrThrow, kAlive, kConn, kOpen, kPush, kRate, type ClientHost, type Connection } from './client.js';
+import {
+  Client,
+  encodeOrThrow,
+  kAlive,
+  kConn,
+  kOpen,
+  kPush,
+  kRate,
+  type ClientHost,
+  type Connection,
+} from './client.js';
 import { Code, CloseCode, CloseReason, HubError } from './errors.js';
 import { encode, Frame, isFault, parseInbound, type Inbound, type RequestId } from './protocol.js';
 import { resolveOptions, type Resolved } from './options.js';
@@ -59,7 +69,12 @@ export interface TransportHost {
   /** Whether new clients are accepted (false once closing). */
   readonly accepting: boolean;
   has(id: string): boolean;
-  open(conn: Connection, id: string, data: unknown, req: IncomingMessage | undefined): Client<unknown>;
+  open(
+    conn: Connection,
+    id: string,
+    data: unknown,
+    req: IncomingMessage | undefined,
+  ): Client<unknown>;
   /** One inbound message, text or binary alike. */
   receive(client: Client<unknown>, data: Buffer): void;
   pong(client: Client<unknown>): void;
@@ -67,7 +82,7 @@ export interface TransportHost {
   error(err: unknown, client?: Client<unknown>): void;
 }
 
-type AnyClient = Client<any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type AnyClient = Client<any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- any client data
 
 /** Longest room name; longer throws a RangeError at join, leave and broadcast. */
 export const MAX_ROOM_LENGTH = 256;
@@ -87,7 +102,14 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
   readonly #options: Resolved;
   readonly #actions: Map<string, CompiledAction>;
   readonly #registry = new Map<string, Client<Data>>();
-  readonly #counters = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, errors: 0 };
+  readonly #counters = {
+    messagesIn: 0,
+    messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    dropped: 0,
+    errors: 0,
+  };
   readonly #adapter: Adapter;
   readonly #transport: Transport;
   readonly #clientHost: ClientHost;
@@ -95,7 +117,8 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
   #closing: Promise<void> | undefined;
 
   /** @internal use createManager() */
-  constructor(options: ManagerOptions<any, Data>) { // eslint-disable-line @typescript-eslint/no-explicit-any
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the actions' schemas are createManager's concern
+  constructor(options: ManagerOptions<any, Data>) {
     super();
     this.#options = resolveOptions(options);
     this.#actions = compileActions(options.actions, this.#options.clientFanout);
@@ -200,7 +223,9 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
     const client = this.#registry.get(clientId);
     const max = this.#options.maxRoomsPerClient;
     if (client && client.rooms.size >= max && !client.rooms.has(room)) {
-      throw new RangeError(`client "${clientId}" is already in ${max} rooms, the most options.maxRoomsPerClient allows`);
+      throw new RangeError(
+        `client "${clientId}" is already in ${max} rooms, the most options.maxRoomsPerClient allows`,
+      );
     }
     return this.#adapter.join(clientId, room);
   }
@@ -251,7 +276,7 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
   }
 
   #transportHost(): TransportHost {
-    const self = this; // eslint-disable-line @typescript-eslint/no-this-alias
+    const self = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the getter needs the manager
     return {
       options: this.#options,
       get accepting() {
@@ -264,7 +289,8 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
         client[kAlive] = true;
       },
       closed: (client, code, reason) => {
-        if (this.#registry.get(client.id) === client) this.#remove(client as Client<Data>, code, reason);
+        if (this.#registry.get(client.id) === client)
+          this.#remove(client as Client<Data>, code, reason);
       },
       error: (err, client) => this.#report(err, client as Client<Data> | undefined),
     };
@@ -300,11 +326,24 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
     const msg = parseInbound(raw.toString());
     if (isFault(msg)) return this.#reply(client, msg.code, msg.fault, msg.actioncode, msg.id);
     const action = this.#actions.get(msg.actioncode);
-    if (!action) return this.#reply(client, Code.MethodNotFound, 'method not found', msg.actioncode, msg.id);
+    if (!action)
+      return this.#reply(client, Code.MethodNotFound, 'method not found', msg.actioncode, msg.id);
     if ((msg.isBroadcast || msg.clientIds) && !action.fanout) {
-      return this.#reply(client, Code.PermissionDenied, 'fan-out not allowed for this action', msg.actioncode, msg.id);
+      return this.#reply(
+        client,
+        Code.PermissionDenied,
+        'fan-out not allowed for this action',
+        msg.actioncode,
+        msg.id,
+      );
     }
-    const ctx: ActionContext<Data> = { client, hub: this, actioncode: msg.actioncode, id: msg.id, message: msg.message };
+    const ctx: ActionContext<Data> = {
+      client,
+      hub: this,
+      actioncode: msg.actioncode,
+      id: msg.id,
+      message: msg.message,
+    };
     if (!action.schema) return this.#run(action, msg.data, ctx, msg);
     let checked;
     try {
@@ -322,12 +361,22 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
 
   #validated(
     action: CompiledAction,
-    result: { value?: unknown; issues?: ReadonlyArray<import('./standard-schema.js').StandardSchemaV1.Issue> | undefined },
+    result: {
+      value?: unknown;
+      issues?: ReadonlyArray<import('./standard-schema.js').StandardSchemaV1.Issue> | undefined;
+    },
     ctx: ActionContext<Data>,
     msg: Inbound,
   ): void {
     if (result.issues) {
-      return this.#reply(ctx.client, Code.InvalidParams, 'invalid params', msg.actioncode, msg.id, toIssues(result.issues));
+      return this.#reply(
+        ctx.client,
+        Code.InvalidParams,
+        'invalid params',
+        msg.actioncode,
+        msg.id,
+        toIssues(result.issues),
+      );
     }
     this.#run(action, result.value, ctx, msg);
   }
@@ -353,25 +402,39 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
     try {
       frame = new Frame(encode(Code.Success, 'success', msg.actioncode, value, msg.id));
     } catch (err) {
-      this.#report(new Error(`reply to "${msg.actioncode}" cannot be encoded as JSON`, { cause: err }), ctx.client);
+      this.#report(
+        new Error(`reply to "${msg.actioncode}" cannot be encoded as JSON`, { cause: err }),
+        ctx.client,
+      );
       return this.#reply(ctx.client, Code.ServerError, 'server error', msg.actioncode, msg.id);
     }
     ctx.client[kPush](frame);
     if (!msg.isBroadcast && !msg.clientIds) return;
     // The request id belongs to the sender: the other copies are pushes and carry none, or a
     // recipient's own pending request with the same id would resolve with this reply.
-    const push = msg.id === undefined ? frame : new Frame(encode(Code.Success, 'success', msg.actioncode, value));
+    const push =
+      msg.id === undefined
+        ? frame
+        : new Frame(encode(Code.Success, 'success', msg.actioncode, value));
     const except = [ctx.client.id];
     this.#adapter.broadcast(push, msg.isBroadcast ? { except } : { to: msg.clientIds, except });
   }
 
   #fail(err: unknown, ctx: ActionContext<Data>): void {
-    if (err instanceof HubError) return this.#reply(ctx.client, err.code, err.message, ctx.actioncode, ctx.id);
+    if (err instanceof HubError)
+      return this.#reply(ctx.client, err.code, err.message, ctx.actioncode, ctx.id);
     this.#report(err, ctx.client);
     this.#reply(ctx.client, Code.ServerError, 'server error', ctx.actioncode, ctx.id);
   }
 
-  #reply(client: Client<Data>, code: number, msg: string, actioncode: string, id: RequestId | undefined, data: unknown = null): void {
+  #reply(
+    client: Client<Data>,
+    code: number,
+    msg: string,
+    actioncode: string,
+    id: RequestId | undefined,
+    data: unknown = null,
+  ): void {
     client[kPush](new Frame(encode(code, msg, actioncode, data, id)));
   }
 
@@ -402,16 +465,19 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
     if (!rate.resume) {
       const conn = client[kConn];
       conn.pause(); // what the client sends meanwhile waits in its TCP buffers, unread
-      rate.resume = setTimeout(() => {
-        // The window is over (a timer may fire a hair early by performance.now()): the next one
-        // starts now, carrying this one's refusals.
-        rate.start = performance.now();
-        rate.count = 0;
-        rate.resume = undefined;
-        // Its pongs waited unread too: a full heartbeat round to be heard again.
-        client[kAlive] = true;
-        conn.resume();
-      }, rate.start + interval - now);
+      rate.resume = setTimeout(
+        () => {
+          // The window is over (a timer may fire a hair early by performance.now()): the next one
+          // starts now, carrying this one's refusals.
+          rate.start = performance.now();
+          rate.count = 0;
+          rate.resume = undefined;
+          // Its pongs waited unread too: a full heartbeat round to be heard again.
+          client[kAlive] = true;
+          conn.resume();
+        },
+        rate.start + interval - now,
+      );
     }
     return false;
   }
@@ -419,7 +485,8 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
   #overflow(client: AnyClient): void {
     this.#counters.dropped++;
     const { policy } = this.#options.backpressure;
-    if (policy === 'close') this.unregister(client, CloseCode.TryAgainLater, CloseReason.Backpressure);
+    if (policy === 'close')
+      this.unregister(client, CloseCode.TryAgainLater, CloseReason.Backpressure);
     this.#emit('drop', client, 'backpressure');
   }
 
@@ -457,7 +524,10 @@ export class Manager<Data = unknown> extends EventEmitter<ManagerEvents<Data>> {
   }
 
   // A throwing listener must not corrupt the registry or escape into ws's event loop.
-  #emit<E extends keyof ManagerEvents<Data>>(event: E, ...args: Parameters<ManagerEvents<Data>[E]>): void {
+  #emit<E extends keyof ManagerEvents<Data>>(
+    event: E,
+    ...args: Parameters<ManagerEvents<Data>[E]>
+  ): void {
     try {
       (this.emit as (e: E, ...a: unknown[]) => boolean)(event, ...args);
     } catch (err) {
@@ -481,16 +551,21 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 
 function checkRoom(room: unknown): void {
   if (typeof room !== 'string' || room === '') {
-    throw new TypeError(`room must be a non-empty string, got ${JSON.stringify(room) ?? String(room)}`);
+    throw new TypeError(
+      `room must be a non-empty string, got ${JSON.stringify(room) ?? String(room)}`,
+    );
   }
   if (room.length > MAX_ROOM_LENGTH) {
-    throw new RangeError(`room name must be at most ${MAX_ROOM_LENGTH} characters, got ${room.length}`);
+    throw new RangeError(
+      `room name must be at most ${MAX_ROOM_LENGTH} characters, got ${room.length}`,
+    );
   }
 }
 
 function checkTarget(target: Target | undefined): void {
   if (target === undefined) return;
-  if (typeof target !== 'object' || target === null) throw new TypeError('broadcast target must be an object');
+  if (typeof target !== 'object' || target === null)
+    throw new TypeError('broadcast target must be an object');
   for (const key of ['to', 'rooms', 'except'] as const) {
     const list = target[key];
     if (list !== undefined && !(Array.isArray(list) && list.every((x) => typeof x === 'string'))) {
@@ -499,16 +574,23 @@ function checkTarget(target: Target | undefined): void {
   }
   for (const room of target.rooms ?? []) {
     if (room.length > MAX_ROOM_LENGTH) {
-      throw new RangeError(`room name must be at most ${MAX_ROOM_LENGTH} characters, got ${room.length}`);
+      throw new RangeError(
+        `room name must be at most ${MAX_ROOM_LENGTH} characters, got ${room.length}`,
+      );
     }
   }
 }
 
 // ws throws on these inside close(); check first so the registry is never half-updated.
 function assertClose(code: number, reason: string): void {
-  const valid = code === 1000 || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999);
-  if (!Number.isInteger(code) || !valid) throw new RangeError(`invalid close code ${code}: use 1000, 1001-1014 or 3000-4999`);
-  if (Buffer.byteLength(reason) > 123) throw new RangeError('close reason must be at most 123 bytes');
+  const valid =
+    code === 1000 ||
+    (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999);
+  if (!Number.isInteger(code) || !valid)
+    throw new RangeError(`invalid close code ${code}: use 1000, 1001-1014 or 3000-4999`);
+  if (Buffer.byteLength(reason) > 123)
+    throw new RangeError('close reason must be at most 123 bytes');
 }
 
 /**
@@ -532,4 +614,3 @@ export function createManager<Schemas = Record<string, never>, Data = undefined>
 ): Manager<Data> {
   return new Manager<Data>(options);
 }
-

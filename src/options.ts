@@ -42,15 +42,28 @@ export interface Resolved {
   readonly logger: Logger;
 }
 
-function positive(name: string, v: unknown, fallback: number, { integer = true, infinite = false } = {}): number {
+function positive(
+  name: string,
+  v: unknown,
+  fallback: number,
+  { integer = true, infinite = false } = {},
+): number {
   if (v === undefined) return fallback;
-  const ok = typeof v === 'number' && v > 0 && (infinite || Number.isFinite(v)) && (!integer || v === Infinity || Number.isInteger(v));
-  if (!ok) throw new RangeError(`options.${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(v)}`);
+  const ok =
+    typeof v === 'number' &&
+    v > 0 &&
+    (infinite || Number.isFinite(v)) &&
+    (!integer || v === Infinity || Number.isInteger(v));
+  if (!ok)
+    throw new RangeError(
+      `options.${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(v)}`,
+    );
   return v;
 }
 
 function fn<T>(name: string, v: unknown): T | undefined {
-  if (v !== undefined && typeof v !== 'function') throw new TypeError(`options.${name} must be a function, got ${typeof v}`);
+  if (v !== undefined && typeof v !== 'function')
+    throw new TypeError(`options.${name} must be a function, got ${typeof v}`);
   return v as T | undefined;
 }
 
@@ -91,12 +104,25 @@ function guarded(logger: Logger): Logger {
   return safe;
 }
 
-export function resolveOptions(o: ManagerOptions<any, any>): Resolved { // eslint-disable-line @typescript-eslint/no-explicit-any
-  if (typeof o !== 'object' || o === null) throw new TypeError('createManager options must be an object');
-  const heartbeat = o.heartbeat === false ? { interval: 0 } : { interval: positive('heartbeat.interval', o.heartbeat?.interval, DEFAULT_HEARTBEAT_INTERVAL) };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any schemas and client data
+export function resolveOptions(o: ManagerOptions<any, any>): Resolved {
+  if (typeof o !== 'object' || o === null)
+    throw new TypeError('createManager options must be an object');
+  const heartbeat =
+    o.heartbeat === false
+      ? { interval: 0 }
+      : {
+          interval: positive(
+            'heartbeat.interval',
+            o.heartbeat?.interval,
+            DEFAULT_HEARTBEAT_INTERVAL,
+          ),
+        };
   const policy = o.backpressure?.policy ?? 'close';
   if (policy !== 'close' && policy !== 'drop') {
-    throw new TypeError(`options.backpressure.policy must be 'close' or 'drop', got ${JSON.stringify(policy)}`);
+    throw new TypeError(
+      `options.backpressure.policy must be 'close' or 'drop', got ${JSON.stringify(policy)}`,
+    );
   }
   let rateLimit: Resolved['rateLimit'];
   if (o.rateLimit !== undefined) {
@@ -109,23 +135,41 @@ export function resolveOptions(o: ManagerOptions<any, any>): Resolved { // eslin
     throw new TypeError(`options.clientFanout must be a boolean, got ${typeof o.clientFanout}`);
   }
   const logger = o.logger ?? {};
-  if (typeof logger !== 'object' || logger === null) throw new TypeError('options.logger must be an object');
+  if (typeof logger !== 'object' || logger === null)
+    throw new TypeError('options.logger must be an object');
   const maxPayload = positive('maxPayload', o.maxPayload, DEFAULT_MAX_PAYLOAD);
   const resolved: Resolved = {
     authenticate: fn('authenticate', o.authenticate),
-    authenticateTimeout: positive('authenticateTimeout', o.authenticateTimeout, DEFAULT_AUTHENTICATE_TIMEOUT),
+    authenticateTimeout: positive(
+      'authenticateTimeout',
+      o.authenticateTimeout,
+      DEFAULT_AUTHENTICATE_TIMEOUT,
+    ),
     id: fn('id', o.id),
     allowOrigin: originCheck(o.allowOrigin),
     protocols: stringList('protocols', o.protocols),
     maxPayload,
     maxFragments: positive('maxFragments', o.maxFragments, DEFAULT_MAX_FRAGMENTS),
-    maxBufferedChunks: positive('maxBufferedChunks', o.maxBufferedChunks, defaultMaxBufferedChunks(maxPayload)),
+    maxBufferedChunks: positive(
+      'maxBufferedChunks',
+      o.maxBufferedChunks,
+      defaultMaxBufferedChunks(maxPayload),
+    ),
     closeTimeout: positive('closeTimeout', o.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
     maxClients: positive('maxClients', o.maxClients, Infinity, { infinite: true }),
-    maxRoomsPerClient: positive('maxRoomsPerClient', o.maxRoomsPerClient, DEFAULT_MAX_ROOMS_PER_CLIENT, { infinite: true }),
+    maxRoomsPerClient: positive(
+      'maxRoomsPerClient',
+      o.maxRoomsPerClient,
+      DEFAULT_MAX_ROOMS_PER_CLIENT,
+      { infinite: true },
+    ),
     heartbeat,
     backpressure: {
-      highWaterMark: positive('backpressure.highWaterMark', o.backpressure?.highWaterMark, DEFAULT_HIGH_WATER_MARK),
+      highWaterMark: positive(
+        'backpressure.highWaterMark',
+        o.backpressure?.highWaterMark,
+        DEFAULT_HIGH_WATER_MARK,
+      ),
       policy,
     },
     rateLimit,

@@ -44,7 +44,9 @@ export class Frame {
 }
 
 function isId(v: unknown): v is RequestId {
-  return typeof v === 'string' ? v.length <= MAX_ID_LENGTH : typeof v === 'number' && Number.isFinite(v);
+  return typeof v === 'string'
+    ? v.length <= MAX_ID_LENGTH
+    : typeof v === 'number' && Number.isFinite(v);
 }
 
 function isActioncode(v: unknown): v is string {
@@ -75,7 +77,10 @@ export function parseInbound(text: string): Inbound | Fault {
   const m = msg as Record<string, unknown>;
   const { actioncode, id, data, is_broadcast: isBroadcast, client_ids: clientIds } = m;
   if (id !== undefined && id !== null && !isId(id)) {
-    const why = typeof id === 'string' ? `id must be at most ${MAX_ID_LENGTH} characters` : 'id must be a string or a finite number';
+    const why =
+      typeof id === 'string'
+        ? `id must be at most ${MAX_ID_LENGTH} characters`
+        : 'id must be a string or a finite number';
     return fault(why, actioncode, undefined);
   }
   if (typeof actioncode !== 'string' || actioncode === '') {
@@ -88,17 +93,21 @@ export function parseInbound(text: string): Inbound | Fault {
     return fault('is_broadcast must be a boolean', actioncode, id);
   }
   if (clientIds !== undefined && clientIds !== null) {
-    if (!Array.isArray(clientIds)) return fault('client_ids must be an array of strings', actioncode, id);
+    if (!Array.isArray(clientIds))
+      return fault('client_ids must be an array of strings', actioncode, id);
     // The length first: a huge list is refused without walking it.
-    if (clientIds.length > MAX_CLIENT_IDS) return fault(`client_ids must have at most ${MAX_CLIENT_IDS} entries`, actioncode, id);
-    if (!clientIds.every((c) => typeof c === 'string')) return fault('client_ids must be an array of strings', actioncode, id);
+    if (clientIds.length > MAX_CLIENT_IDS)
+      return fault(`client_ids must have at most ${MAX_CLIENT_IDS} entries`, actioncode, id);
+    if (!clientIds.every((c) => typeof c === 'string'))
+      return fault('client_ids must be an array of strings', actioncode, id);
   }
   return {
     actioncode,
     data,
     id: isId(id) ? id : undefined,
     isBroadcast: isBroadcast === true,
-    clientIds: clientIds && (clientIds as string[]).length > 0 ? (clientIds as string[]) : undefined,
+    clientIds:
+      clientIds && (clientIds as string[]).length > 0 ? (clientIds as string[]) : undefined,
     message: m,
   };
 }

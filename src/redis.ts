@@ -51,13 +51,16 @@ class RedisAdapter extends ClusterAdapter {
   readonly #pub: RedisClient;
   readonly #sub: RedisClient;
   readonly #sharded: boolean;
-  readonly #listener: Listener = (message, channel) => this.receive(String(message), String(channel));
+  readonly #listener: Listener = (message, channel) =>
+    this.receive(String(message), String(channel));
   /** Set at the first error of an outage; one report per outage, not one per reconnect attempt. */
   #down = false;
   readonly #onError = (err?: unknown): void => {
     if (this.#down) return void this.host.logger.debug?.({ err }, 'wshub: redis still unreachable');
     this.#down = true;
-    this.host.reportError(new Error('wshub: redis unreachable; delivering locally only', { cause: err }));
+    this.host.reportError(
+      new Error('wshub: redis unreachable; delivering locally only', { cause: err }),
+    );
   };
   readonly #onReady = (): void => {
     // The outage ends when both connections are back; until then a failure of either is the same outage.
@@ -86,7 +89,9 @@ class RedisAdapter extends ClusterAdapter {
   protected publish(channel: string, message: string): Promise<unknown> | false {
     if (!this.#pub.isReady) return false; // no offline queue: an outage must not grow memory
     try {
-      return (this.#sharded ? this.#pub.sPublish!(channel, message) : this.#pub.publish(channel, message)).catch(this.#onPublishError);
+      return (
+        this.#sharded ? this.#pub.sPublish!(channel, message) : this.#pub.publish(channel, message)
+      ).catch(this.#onPublishError);
     } catch (err) {
       this.#onPublishError(err);
       return false;
@@ -94,13 +99,17 @@ class RedisAdapter extends ClusterAdapter {
   }
 
   protected async subscribe(channel: string): Promise<void> {
-    await (this.#sharded ? this.#sub.sSubscribe!(channel, this.#listener) : this.#sub.subscribe(channel, this.#listener));
+    await (this.#sharded
+      ? this.#sub.sSubscribe!(channel, this.#listener)
+      : this.#sub.subscribe(channel, this.#listener));
   }
 
   protected async unsubscribe(channel: string): Promise<void> {
     // A command to a disconnected client waits in its offline queue; do not let close() hang on it.
     if (!this.#sub.isReady) return;
-    await (this.#sharded ? this.#sub.sUnsubscribe!(channel, this.#listener) : this.#sub.unsubscribe(channel, this.#listener));
+    await (this.#sharded
+      ? this.#sub.sUnsubscribe!(channel, this.#listener)
+      : this.#sub.unsubscribe(channel, this.#listener));
   }
 
   override async close(): Promise<void> {
@@ -137,15 +146,26 @@ class RedisAdapter extends ClusterAdapter {
  */
 export function createRedisAdapter(options: RedisAdapterOptions): AdapterFactory {
   const { pub, sub } = options ?? {};
-  for (const [name, client] of [['pub', pub], ['sub', sub]] as const) {
+  for (const [name, client] of [
+    ['pub', pub],
+    ['sub', sub],
+  ] as const) {
     if (typeof client?.publish !== 'function' || typeof client.subscribe !== 'function') {
       throw new TypeError(`createRedisAdapter: options.${name} must be a node-redis client`);
     }
   }
-  if (options.sharded === true && (typeof pub.sPublish !== 'function' || typeof sub.sSubscribe !== 'function')) {
-    throw new TypeError('createRedisAdapter: options.sharded needs clients with sPublish/sSubscribe (redis >= 4.6, Redis >= 7)');
+  if (
+    options.sharded === true &&
+    (typeof pub.sPublish !== 'function' || typeof sub.sSubscribe !== 'function')
+  ) {
+    throw new TypeError(
+      'createRedisAdapter: options.sharded needs clients with sPublish/sSubscribe (redis >= 4.6, Redis >= 7)',
+    );
   }
-  if (pub === sub) throw new TypeError('createRedisAdapter: options.sub must be a separate connection from options.pub (pub.duplicate())');
+  if (pub === sub)
+    throw new TypeError(
+      'createRedisAdapter: options.sub must be a separate connection from options.pub (pub.duplicate())',
+    );
   resolveClusterOptions(options);
   return (host) => new RedisAdapter(host, options);
 }

@@ -132,7 +132,8 @@ class WsConnection implements Connection {
     this.backlog = undefined;
     this.release(HELD_BY_HOST | HELD_BY_BACKLOG);
     const { timers, timeout } = this.#closing;
-    if (!timers.has(this)) timers.set(this, setTimeout(() => this.#ws.terminate(), timeout).unref());
+    if (!timers.has(this))
+      timers.set(this, setTimeout(() => this.#ws.terminate(), timeout).unref());
   }
 
   terminate(): void {
@@ -184,7 +185,11 @@ function toBuffer(data: Message): Buffer {
 function violationCode(err: Error): number {
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string' || !code.startsWith('WS_ERR_')) return 0;
-  if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' || code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH') return 1009;
+  if (
+    code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ||
+    code === 'WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH'
+  )
+    return 1009;
   if (code === 'WS_ERR_INVALID_UTF8') return 1007;
   if (code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') return 1008;
   return 1002;
@@ -196,7 +201,8 @@ function violationCode(err: Error): number {
  * and silently drops the rest.
  */
 function headersTruncated(req: IncomingMessage): boolean {
-  const max = (req.socket as Socket & { server?: { maxHeadersCount?: number | null } }).server?.maxHeadersCount;
+  const max = (req.socket as Socket & { server?: { maxHeadersCount?: number | null } }).server
+    ?.maxHeadersCount;
   const entries = typeof max === 'number' ? max * 2 : 2000;
   return entries > 0 && req.rawHeaders.length >= entries;
 }
@@ -220,7 +226,9 @@ export function createTransport(host: TransportHost): Transport {
     maxBufferedChunks: options.maxBufferedChunks,
     closeTimeout: options.closeTimeout, // ws 8.23; not in @types/ws yet
     perMessageDeflate: false,
-    ...(options.protocols && { handleProtocols: (_: Set<string>, req: IncomingMessage) => chosen.get(req) ?? false }),
+    ...(options.protocols && {
+      handleProtocols: (_: Set<string>, req: IncomingMessage) => chosen.get(req) ?? false,
+    }),
   };
   const wss = new WebSocketServer(settings);
   const open = new Set<WsConnection>();
@@ -283,7 +291,10 @@ export function createTransport(host: TransportHost): Transport {
     try {
       if (options.authenticate) {
         try {
-          data = await withTimeout(Promise.resolve(options.authenticate(req)), options.authenticateTimeout);
+          data = await withTimeout(
+            Promise.resolve(options.authenticate(req)),
+            options.authenticateTimeout,
+          );
         } catch (err) {
           options.logger.debug?.({ err }, 'wshub: authenticate refused an upgrade');
           data = false;
@@ -293,7 +304,8 @@ export function createTransport(host: TransportHost): Transport {
       if (!host.accepting) return refuse(socket, 503);
       try {
         id = options.id ? options.id(req) : nanoid();
-        if (typeof id !== 'string' || id === '') throw new TypeError(`options.id must return a non-empty string, got ${typeof id}`);
+        if (typeof id !== 'string' || id === '')
+          throw new TypeError(`options.id must return a non-empty string, got ${typeof id}`);
       } catch (err) {
         host.error(err);
         return refuse(socket, 500);
@@ -310,7 +322,13 @@ export function createTransport(host: TransportHost): Transport {
     });
   }
 
-  function adopt(ws: WebSocket, id: string, data: unknown, remoteAddress: string | undefined, req: IncomingMessage | undefined): Client<unknown> {
+  function adopt(
+    ws: WebSocket,
+    id: string,
+    data: unknown,
+    remoteAddress: string | undefined,
+    req: IncomingMessage | undefined,
+  ): Client<unknown> {
     const conn = new WsConnection(ws, remoteAddress, closing);
     (ws as Adopted)[kConnection] = conn;
     // First listener, before anything can fail: `ws` reports protocol violations (e.g. maxPayload
@@ -446,13 +464,17 @@ export function createTransport(host: TransportHost): Transport {
     },
 
     register(ws, init) {
-      if (!(ws instanceof WebSocket) && typeof (ws as Partial<WebSocket> | null)?.on !== 'function') {
+      if (
+        !(ws instanceof WebSocket) &&
+        typeof (ws as Partial<WebSocket> | null)?.on !== 'function'
+      ) {
         throw new TypeError('register() needs a ws WebSocket');
       }
       if (ws.readyState !== WebSocket.OPEN) throw new Error('register() needs an open WebSocket');
       if (kConnection in ws) throw new Error('this WebSocket is already registered');
       const id = init.id ?? nanoid();
-      if (typeof id !== 'string' || id === '') throw new TypeError('register() init.id must be a non-empty string');
+      if (typeof id !== 'string' || id === '')
+        throw new TypeError('register() init.id must be a non-empty string');
       if (host.has(id)) throw new Error(`client id "${id}" is already registered`);
       return adopt(ws, id, init.data, remoteAddressOf(ws), undefined);
     },

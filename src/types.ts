@@ -21,12 +21,12 @@ export interface ActionContext<Data = unknown> {
 }
 
 // A schema's output type; `any` where there is no schema (the handler annotates `data` itself).
-type Infer<S> = S extends StandardSchemaV1<any, infer O> ? O : any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Infer<S> = S extends StandardSchemaV1<any, infer O> ? O : any; // eslint-disable-line @typescript-eslint/no-explicit-any -- no schema: the handler annotates data
 
 // The one deliberate `any`: method syntax makes the parameter bivariant, so the SPEC's style
 // `chatSend(data: { text: string }, ctx) {…}` type-checks without a schema.
 type PlainAction<Data> = {
-  bivariant(data: any, ctx: ActionContext<Data>): unknown; // eslint-disable-line @typescript-eslint/no-explicit-any
+  bivariant(data: any, ctx: ActionContext<Data>): unknown; // eslint-disable-line @typescript-eslint/no-explicit-any -- the one deliberate any (bivariant data)
 }['bivariant'];
 
 /** An action object: with a Standard Schema v1 `schema`, `data` is typed from it (and validated). */

@@ -44,7 +44,10 @@ function reader(client: TestClient, onFrame: () => void): Reader {
 }
 
 async function scenario(t: TestContext, backpressure: ManagerOptions['backpressure']) {
-  const { hub, server, url } = await startHub(t, { heartbeat: false, ...(backpressure && { backpressure }) });
+  const { hub, server, url } = await startHub(t, {
+    heartbeat: false,
+    ...(backpressure && { backpressure }),
+  });
   const sockets: Socket[] = []; // server side, in connection order
   server.on('connection', (s) => sockets.push(s));
   let progress: (() => void) | undefined;
@@ -61,7 +64,15 @@ async function scenario(t: TestContext, backpressure: ManagerOptions['backpressu
   const stalledId = [...hub.clients.keys()][0]!;
   stalled.ws.pause(); // stops reading: the kernel buffers fill, then the server's
 
-  const frameBytes = Buffer.byteLength(JSON.stringify({ code: 0, msg: 'success', actioncode: 'tick', data: { seq: MESSAGES, pad: PAD } })) + 4;
+  const frameBytes =
+    Buffer.byteLength(
+      JSON.stringify({
+        code: 0,
+        msg: 'success',
+        actioncode: 'tick',
+        data: { seq: MESSAGES, pad: PAD },
+      }),
+    ) + 4;
   let maxBuffered = 0;
   let sent = 0;
   while (sent < MESSAGES) {
@@ -71,7 +82,11 @@ async function scenario(t: TestContext, backpressure: ManagerOptions['backpressu
       maxBuffered = Math.max(maxBuffered, stalledSocket.writableLength);
       continue;
     }
-    await within(new Promise<void>((r) => (progress = r)), 5000, `healthy clients to pass ${slowest} of ${MESSAGES}`);
+    await within(
+      new Promise<void>((r) => (progress = r)),
+      5000,
+      `healthy clients to pass ${slowest} of ${MESSAGES}`,
+    );
   }
   await within(
     (async () => {
@@ -85,19 +100,29 @@ async function scenario(t: TestContext, backpressure: ManagerOptions['backpressu
     assert.deepEqual(h.outOfOrder, []);
   }
   assert.ok(maxBuffered > HWM, `the stalled client did back up (${maxBuffered} bytes)`);
-  assert.ok(maxBuffered <= HWM + frameBytes, `buffered for the stalled client: ${maxBuffered} > ${HWM} + one ${frameBytes}-byte frame`);
+  assert.ok(
+    maxBuffered <= HWM + frameBytes,
+    `buffered for the stalled client: ${maxBuffered} > ${HWM} + one ${frameBytes}-byte frame`,
+  );
   return { hub, stalled, stalledId, stalledSocket, drops, healthy };
 }
 
 test("policy 'close': a stalled reader is closed with 1013 while three others get 1,500 frames of 32 KiB in order", async (t) => {
   const { hub, stalled, stalledId, drops, healthy } = await scenario(t, undefined);
   assert.equal(hub.clients.has(stalledId), false);
-  assert.deepEqual(drops, [`${stalledId} backpressure`], 'one drop: the frame that crossed the mark');
+  assert.deepEqual(
+    drops,
+    [`${stalledId} backpressure`],
+    'one drop: the frame that crossed the mark',
+  );
   assert.equal(hub.stats().dropped, 1);
   // Reading again, it gets what was queued before the mark, in order, then the close.
   const r = reader(stalled, () => {});
   stalled.ws.resume();
-  assert.deepEqual(await stalled.closed('1013 on the stalled client'), { code: 1013, reason: 'backpressure' });
+  assert.deepEqual(await stalled.closed('1013 on the stalled client'), {
+    code: 1013,
+    reason: 'backpressure',
+  });
   assert.ok(r.got > 0 && r.got < MESSAGES, `stalled client got ${r.got}`);
   assert.deepEqual(r.outOfOrder, []);
   assert.equal(r.last, r.got - 1, 'no gap before the close');
@@ -114,7 +139,8 @@ test("policy 'drop': a stalled reader stays open, every skipped frame is a drop 
   const r = reader(stalled, () => {});
   stalled.ws.resume();
   // Replies are subject to the policy too: ask only once the server's buffer has drained.
-  if (stalledSocket.writableLength > 0) await within(once(stalledSocket, 'drain'), 5000, 'server buffer to drain');
+  if (stalledSocket.writableLength > 0)
+    await within(once(stalledSocket, 'drain'), 5000, 'server buffer to drain');
   const dropped = drops.length;
   await stalled.barrier(); // everything queued for it has arrived
   assert.equal(drops.length, dropped);

@@ -33,9 +33,13 @@ function shows(page: Page, id: string, text: string, what: string): Promise<unkn
 
 /** Resolves when the chat log's last line is exactly `text`. */
 function logs(page: Page, text: string, what: string): Promise<unknown> {
-  const shown = page.waitForFunction((text) => document.querySelector('#log li:last-child')?.textContent === text, text, {
-    timeout: WAIT,
-  });
+  const shown = page.waitForFunction(
+    (text) => document.querySelector('#log li:last-child')?.textContent === text,
+    text,
+    {
+      timeout: WAIT,
+    },
+  );
   return within(shown, WAIT + 1000, what);
 }
 

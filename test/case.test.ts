@@ -22,8 +22,10 @@ test('toCamel drops each "_" and capitalises the character after it', () => {
 });
 
 test('a 105-character key converts both ways', () => {
-  const camel = 'aVeryLongActionNameThatKeepsGoingAndGoingWellPastFiftyCharactersToProveTheTypeIsTailRecursiveAndFineTooOk';
-  const snake = 'a_very_long_action_name_that_keeps_going_and_going_well_past_fifty_characters_to_prove_the_type_is_tail_recursive_and_fine_too_ok';
+  const camel =
+    'aVeryLongActionNameThatKeepsGoingAndGoingWellPastFiftyCharactersToProveTheTypeIsTailRecursiveAndFineTooOk';
+  const snake =
+    'a_very_long_action_name_that_keeps_going_and_going_well_past_fifty_characters_to_prove_the_type_is_tail_recursive_and_fine_too_ok';
   assert.equal(camel.length, 105);
   assert.equal(toSnake(camel), snake);
   assert.equal(toCamel(snake), camel);
@@ -40,7 +42,10 @@ test('strings that are not camelCase do not round-trip', () => {
 
 test('every key an action may have round-trips', () => {
   fc.assert(
-    fc.property(fc.stringMatching(/^[a-z][a-zA-Z0-9]{0,40}$/), (key) => toCamel(toSnake(key)) === key),
+    fc.property(
+      fc.stringMatching(/^[a-z][a-zA-Z0-9]{0,40}$/),
+      (key) => toCamel(toSnake(key)) === key,
+    ),
     { numRuns: 500 },
   );
 });

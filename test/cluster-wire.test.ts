@@ -4,7 +4,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decode, encode, frameFault, MAX_NAME, Signer, TAG_LENGTH, type Header, type Via } from '../src/cluster-wire.ts';
+import {
+  decode,
+  encode,
+  frameFault,
+  MAX_NAME,
+  Signer,
+  TAG_LENGTH,
+  type Header,
+  type Via,
+} from '../src/cluster-wire.ts';
 import { encode as encodeFrame } from '../src/protocol.ts';
 
 const F = 'V1StGXR8_Z5jdHi6B-myT';
@@ -14,9 +23,24 @@ const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
 
 test('every kind a node publishes decodes to exactly its fields', () => {
   const cases: [Header, string | undefined, Via, object][] = [
-    [{ f: F, k: 'b', t: undefined }, frame, 'all', { f: F, k: 'b', t: undefined, m: undefined, frame }],
-    [{ f: F, k: 'b', t: { to: ['x'], rooms: ['r'], except: [''] }, m: 3 }, frame, 'room', { f: F, k: 'b', t: { to: ['x'], rooms: ['r'], except: [''] }, m: 3, frame }],
-    [{ f: F, k: 's', i: 'x' }, encodeFrame(0, 'success', 'dm', 1, 'req-1'), 'node', { f: F, k: 's', i: 'x', frame: encodeFrame(0, 'success', 'dm', 1, 'req-1') }],
+    [
+      { f: F, k: 'b', t: undefined },
+      frame,
+      'all',
+      { f: F, k: 'b', t: undefined, m: undefined, frame },
+    ],
+    [
+      { f: F, k: 'b', t: { to: ['x'], rooms: ['r'], except: [''] }, m: 3 },
+      frame,
+      'room',
+      { f: F, k: 'b', t: { to: ['x'], rooms: ['r'], except: [''] }, m: 3, frame },
+    ],
+    [
+      { f: F, k: 's', i: 'x' },
+      encodeFrame(0, 'success', 'dm', 1, 'req-1'),
+      'node',
+      { f: F, k: 's', i: 'x', frame: encodeFrame(0, 'success', 'dm', 1, 'req-1') },
+    ],
     [{ f: F, k: 'j', i: 'x', r: 'red' }, undefined, 'all', { f: F, k: 'j', i: 'x', r: 'red' }],
     [{ f: F, k: 'l', i: 'x', r: 'red' }, undefined, 'node', { f: F, k: 'l', i: 'x', r: 'red' }],
     [{ f: F, k: '+', i: 'x', s: 1 }, undefined, 'all', { f: F, k: '+', i: 'x', s: 1 }],
@@ -26,14 +50,21 @@ test('every kind a node publishes decodes to exactly its fields', () => {
     [{ f: F, k: 'sync' }, undefined, 'node', { f: F, k: 'sync' }],
     [{ f: F, k: 'snap', s: 2 }, '["x","y"]', 'node', { f: F, k: 'snap', s: 2, ids: ['x', 'y'] }],
     [{ f: F, k: 'q', q: 1, i: undefined }, undefined, 'all', { f: F, k: 'q', q: 1, i: undefined }],
-    [{ f: F, k: 'a', q: 1, n: 0, h: false }, undefined, 'node', { f: F, k: 'a', q: 1, n: 0, h: false }],
+    [
+      { f: F, k: 'a', q: 1, n: 0, h: false },
+      undefined,
+      'node',
+      { f: F, k: 'a', q: 1, n: 0, h: false },
+    ],
     [{ f: F, k: 'bye' }, undefined, 'all', { f: F, k: 'bye' }],
   ];
-  for (const [header, body, via, expected] of cases) assert.deepEqual(decode(encode(header, body), via, cx), expected, header.k);
+  for (const [header, body, via, expected] of cases)
+    assert.deepEqual(decode(encode(header, body), via, cx), expected, header.k);
 });
 
 test('refuses each malformed field, kind or channel with a reason', () => {
-  const h = (o: object, body?: string) => JSON.stringify({ f: F, ...o }) + (body === undefined ? '' : `\n${body}`);
+  const h = (o: object, body?: string) =>
+    JSON.stringify({ f: F, ...o }) + (body === undefined ? '' : `\n${body}`);
   const cases: [string, Via, string][] = [
     ['not json', 'all', 'header is not JSON'],
     ['[1]', 'all', 'header is not an object'],
@@ -50,29 +81,65 @@ test('refuses each malformed field, kind or channel with a reason', () => {
     [h({ k: 'a', q: 1, n: '2NaN-ish', h: false }), 'node', 'n must be a non-negative safe integer'],
     [h({ k: 'a', q: 1, n: -1, h: false }), 'node', 'n must be a non-negative safe integer'],
     [h({ k: 'a', q: 1, n: 1, h: 'yes' }), 'node', 'h must be a boolean'],
-    [h({ k: '+', i: 'x'.repeat(MAX_NAME + 1), s: 1 }), 'all', `i must be a string of at most ${MAX_NAME} characters`],
+    [
+      h({ k: '+', i: 'x'.repeat(MAX_NAME + 1), s: 1 }),
+      'all',
+      `i must be a string of at most ${MAX_NAME} characters`,
+    ],
     [h({ k: '+', i: 'x', s: 0 }), 'all', 's must be a positive safe integer'],
     [h({ k: 'h', s: '1' }), 'all', 's must be a non-negative safe integer'],
-    [h({ k: 'j', i: 'x', r: '' }), 'node', `r must be a non-empty string of at most ${MAX_NAME} characters`],
+    [
+      h({ k: 'j', i: 'x', r: '' }),
+      'node',
+      `r must be a non-empty string of at most ${MAX_NAME} characters`,
+    ],
     [h({ k: 'bye' }, ''), 'all', 'unexpected body'],
-    [h({ k: 'b', t: { to: [1] } }, frame), 'all', `t must be { to?, rooms?, except? } lists of a string of at most ${MAX_NAME} characters`],
-    [h({ k: 'b', t: { rooms: 'red' } }, frame), 'all', `t must be { to?, rooms?, except? } lists of a string of at most ${MAX_NAME} characters`],
-    [h({ k: 'b', t: [] }, frame), 'all', `t must be { to?, rooms?, except? } lists of a string of at most ${MAX_NAME} characters`],
+    [
+      h({ k: 'b', t: { to: [1] } }, frame),
+      'all',
+      `t must be { to?, rooms?, except? } lists of a string of at most ${MAX_NAME} characters`,
+    ],
+    [
+      h({ k: 'b', t: { rooms: 'red' } }, frame),
+      'all',
+      `t must be { to?, rooms?, except? } lists of a string of at most ${MAX_NAME} characters`,
+    ],
+    [
+      h({ k: 'b', t: [] }, frame),
+      'all',
+      `t must be { to?, rooms?, except? } lists of a string of at most ${MAX_NAME} characters`,
+    ],
     [h({ k: 'b', m: 0 }, frame), 'all', 'm must be a positive safe integer'],
     [h({ k: 'b' }), 'all', 'no frame'],
     [h({ k: 's', i: 'x' }, 'hello'), 'node', 'body is not a frame'],
     [h({ k: 'snap', s: 1 }, '[1]'), 'node', 'snapshot is not a list of client ids'],
     [h({ k: 'snap', s: 1 }, deep(100)), 'node', 'snapshot is not a list of client ids'],
   ];
-  for (const [message, via, why] of cases) assert.equal(decode(message, via, cx), why, message.slice(0, 80));
+  for (const [message, via, why] of cases)
+    assert.equal(decode(message, via, cx), why, message.slice(0, 80));
 });
 
 test('a signed message must carry its counter and date', () => {
   const signed = { maxFrameSize: 1024, authentic: true };
-  assert.deepEqual(decode(encode({ f: F, k: 'h', s: 0, c: 3, w: 1700000000000 }), 'all', signed), { f: F, k: 'h', s: 0, c: 3, w: 1700000000000 });
-  assert.equal(decode(encode({ f: F, k: 'h', s: 0 }), 'all', signed), 'c must be a positive safe integer');
-  assert.equal(decode(encode({ f: F, k: 'h', s: 0, c: 3, w: -1 }), 'all', signed), 'w must be a time in ms');
-  assert.equal(decode(`{"f":"${F}","k":"h","s":0,"c":${deep(5000)},"w":1}`, 'all', signed), 'c must be a positive safe integer');
+  assert.deepEqual(decode(encode({ f: F, k: 'h', s: 0, c: 3, w: 1700000000000 }), 'all', signed), {
+    f: F,
+    k: 'h',
+    s: 0,
+    c: 3,
+    w: 1700000000000,
+  });
+  assert.equal(
+    decode(encode({ f: F, k: 'h', s: 0 }), 'all', signed),
+    'c must be a positive safe integer',
+  );
+  assert.equal(
+    decode(encode({ f: F, k: 'h', s: 0, c: 3, w: -1 }), 'all', signed),
+    'w must be a time in ms',
+  );
+  assert.equal(
+    decode(`{"f":"${F}","k":"h","s":0,"c":${deep(5000)},"w":1}`, 'all', signed),
+    'c must be a positive safe integer',
+  );
 });
 
 test('a frame body must be a JSON object of the reply/push shape and within maxFrameSize', () => {
@@ -83,13 +150,29 @@ test('a frame body must be a JSON object of the reply/push shape and within maxF
     ['{"code":0,"msg":"success","actioncode":"x","data":1', 'body is not a frame'],
     ['{"code":0,"msg":"success","actioncode":"x","data":1}}', 'body is not JSON'],
     ['{"code":0,"msg":"success","actioncode":"x"}', 'frame lacks code, msg, actioncode or data'],
-    ['{"code":"0","msg":"success","actioncode":"x","data":1}', 'frame lacks code, msg, actioncode or data'],
-    ['{"code":0,"msg":"success","actioncode":"x","data":1,"extra":2}', 'frame has an unknown key "extra"'],
-    ['{"code":0,"msg":"success","actioncode":"x","data":1,"__proto__":{}}', 'frame has an unknown key "__proto__"'],
-    ['{"code":0,"msg":"success","actioncode":"x","data":1,"id":{}}', 'frame id is not a string or number'],
-    [`{"code":0,"msg":"success","actioncode":"x","data":"${'x'.repeat(1024)}"}`, 'frame of 1077 characters exceeds maxFrameSize (1024)'],
+    [
+      '{"code":"0","msg":"success","actioncode":"x","data":1}',
+      'frame lacks code, msg, actioncode or data',
+    ],
+    [
+      '{"code":0,"msg":"success","actioncode":"x","data":1,"extra":2}',
+      'frame has an unknown key "extra"',
+    ],
+    [
+      '{"code":0,"msg":"success","actioncode":"x","data":1,"__proto__":{}}',
+      'frame has an unknown key "__proto__"',
+    ],
+    [
+      '{"code":0,"msg":"success","actioncode":"x","data":1,"id":{}}',
+      'frame id is not a string or number',
+    ],
+    [
+      `{"code":0,"msg":"success","actioncode":"x","data":"${'x'.repeat(1024)}"}`,
+      'frame of 1077 characters exceeds maxFrameSize (1024)',
+    ],
   ];
-  for (const [body, why] of cases) assert.equal(frameFault(body, 1024, false), why, body.slice(0, 60));
+  for (const [body, why] of cases)
+    assert.equal(frameFault(body, 1024, false), why, body.slice(0, 60));
   // A signed frame was encoded by a wshub node: only its outline is checked.
   assert.equal(frameFault('{"code":0,"x":}', 1024, true), undefined);
   assert.equal(frameFault('hello', 1024, true), 'body is not a frame');
@@ -98,10 +181,16 @@ test('a frame body must be a JSON object of the reply/push shape and within maxF
 test('decode never throws and accepts nothing but the kinds, whatever bytes arrive', () => {
   const kinds = new Set(['b', 's', 'j', 'l', '+', '-', 'h', 'hi', 'sync', 'snap', 'q', 'a', 'bye']);
   const vias = fc.constantFrom<Via>('all', 'node', 'room');
-  const header = fc.dictionary(fc.constantFrom('f', 'k', 't', 'm', 'i', 'r', 's', 'q', 'n', 'h'), fc.jsonValue(), { maxKeys: 6 });
+  const header = fc.dictionary(
+    fc.constantFrom('f', 'k', 't', 'm', 'i', 'r', 's', 'q', 'n', 'h'),
+    fc.jsonValue(),
+    { maxKeys: 6 },
+  );
   const message = fc.oneof(
     fc.string(),
-    fc.tuple(header, fc.option(fc.string())).map(([h, body]) => JSON.stringify({ f: F, ...h }) + (body === null ? '' : `\n${body}`)),
+    fc
+      .tuple(header, fc.option(fc.string()))
+      .map(([h, body]) => JSON.stringify({ f: F, ...h }) + (body === null ? '' : `\n${body}`)),
   );
   fc.assert(
     fc.property(message, vias, (m, via) => {

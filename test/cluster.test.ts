@@ -51,9 +51,17 @@ class BusNode extends ClusterAdapter {
   muted = false;
   /** A broker client that fails: room subscriptions reject, unsubscribing throws, publishes reject. */
   faulty = false;
-  constructor(host: AdapterHost, readonly bus: Bus) {
+  constructor(
+    host: AdapterHost,
+    readonly bus: Bus,
+  ) {
     // A question times out well before a silent node can expire (>= 250 ms after its last word).
-    super(host, { prefix: 'bus', heartbeatInterval: HEARTBEAT, heartbeatTimeout: 6 * HEARTBEAT, requestTimeout: 50 });
+    super(host, {
+      prefix: 'bus',
+      heartbeatInterval: HEARTBEAT,
+      heartbeatTimeout: 6 * HEARTBEAT,
+      requestTimeout: 50,
+    });
     this.start();
   }
   protected publish(channel: string, message: string): Promise<void> {
@@ -61,7 +69,8 @@ class BusNode extends ClusterAdapter {
     return this.faulty ? Promise.reject(new Error('publish failed')) : Promise.resolve();
   }
   protected subscribe(channel: string): Promise<void> {
-    if (this.faulty && channel.includes(':room:')) return Promise.reject(new Error(`subscribe ${channel} failed`));
+    if (this.faulty && channel.includes(':room:'))
+      return Promise.reject(new Error(`subscribe ${channel} failed`));
     let set = this.bus.subs.get(channel);
     if (!set) this.bus.subs.set(channel, (set = new Set()));
     set.add(this);
@@ -103,11 +112,7 @@ async function startNodes(t: TestContext, n: number): Promise<{ bus: Bus; nodes:
     nodes.push({ ...started, adapter, log, ups: () => ups });
   }
   // Hellos go out after subscribing; wait until every node has answered every other's.
-  await within(
-    Promise.all(nodes.map((node) => seen(node, n - 1))),
-    5000,
-    'nodes see each other',
-  );
+  await within(Promise.all(nodes.map((node) => seen(node, n - 1))), 5000, 'nodes see each other');
   return { bus, nodes };
 }
 
@@ -154,7 +159,11 @@ test('a send goes to the node holding the id; while the id is unknown it goes to
 
   // c's next heartbeat shows a a gap in c's sequence: a asks for a snapshot and routes directly again.
   bus.keep = () => true;
-  await delivered(bus, (s) => s.channel === `bus:node:${a.adapter.uid}` && s.message.includes('"k":"snap"'), 'snapshot from c to a');
+  await delivered(
+    bus,
+    (s) => s.channel === `bus:node:${a.adapter.uid}` && s.message.includes('"k":"snap"'),
+    'snapshot from c to a',
+  );
   a.hub.send('y', 'dm', 3);
   assert.equal(lastChannel(bus, 's'), `bus:node:${c.adapter.uid}`);
   assert.equal(await dm(y), 3);
@@ -169,7 +178,11 @@ test('a silent node counts with its last announcements until heartbeatTimeout, t
 
   b.adapter.muted = true;
   const expired = once(a.log, 'wshub: cluster node expired');
-  assert.equal(await a.hub.cluster.size(), 2, 'no answer within requestTimeout: the directory counts');
+  assert.equal(
+    await a.hub.cluster.size(),
+    2,
+    'no answer within requestTimeout: the directory counts',
+  );
   const [uid] = await within(expired, 5000, 'expiry of the silent node');
   assert.equal(uid, b.adapter.uid);
   assert.equal(await a.hub.cluster.size(), 0);

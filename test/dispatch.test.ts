@@ -18,14 +18,26 @@ function opcodes(c: TestClient): boolean[] {
 test('replies to heart_beat with true and echoes the request id', async (t) => {
   const { hub, url } = await startHub(t);
   const c = await connect(t, url);
-  assert.deepEqual(await c.request('heart_beat'), { code: 0, msg: 'success', actioncode: 'heart_beat', data: true, id: 1 });
+  assert.deepEqual(await c.request('heart_beat'), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'heart_beat',
+    data: true,
+    id: 1,
+  });
   assert.equal(hub.clients.size, 1);
 });
 
 test('a heartBeat action replaces the built-in one', async (t) => {
   const { url } = await startHub(t, { actions: { heartBeat: () => 'pong' } });
   const c = await connect(t, url);
-  assert.deepEqual(await c.request('heart_beat'), { code: 0, msg: 'success', actioncode: 'heart_beat', data: 'pong', id: 1 });
+  assert.deepEqual(await c.request('heart_beat'), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'heart_beat',
+    data: 'pong',
+    id: 1,
+  });
 });
 
 test('calls the handler with data and ctx, and its return value is the reply data', async (t) => {
@@ -41,8 +53,18 @@ test('calls the handler with data and ctx, and its return value is the reply dat
     },
   });
   const c = await connect(t, url);
-  const reply = await c.request('chat_send', { text: 'hi' }, { token: 'tok', company: 'acme', extra: [1] });
-  assert.deepEqual(reply, { code: 0, msg: 'success', actioncode: 'chat_send', data: { echo: 'hi' }, id: 1 });
+  const reply = await c.request(
+    'chat_send',
+    { text: 'hi' },
+    { token: 'tok', company: 'acme', extra: [1] },
+  );
+  assert.deepEqual(reply, {
+    code: 0,
+    msg: 'success',
+    actioncode: 'chat_send',
+    data: { echo: 'hi' },
+    id: 1,
+  });
   assert.ok(seen);
   const [client] = hub.clients;
   assert.equal(seen.ctx.client, client);
@@ -50,9 +72,22 @@ test('calls the handler with data and ctx, and its return value is the reply dat
   assert.equal(seen.ctx.actioncode, 'chat_send');
   assert.equal(seen.ctx.id, 1);
   assert.deepEqual(seen.ctx.client.data, { user: 'ann' });
-  assert.deepEqual(seen.ctx.message, { actioncode: 'chat_send', data: { text: 'hi' }, id: 1, token: 'tok', company: 'acme', extra: [1] });
+  assert.deepEqual(seen.ctx.message, {
+    actioncode: 'chat_send',
+    data: { text: 'hi' },
+    id: 1,
+    token: 'tok',
+    company: 'acme',
+    extra: [1],
+  });
   // A handler returning undefined replies with data null.
-  assert.deepEqual(await c.request('nothing'), { code: 0, msg: 'success', actioncode: 'nothing', data: null, id: 2 });
+  assert.deepEqual(await c.request('nothing'), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'nothing',
+    data: null,
+    id: 2,
+  });
 });
 
 test('answers each bad frame with code 1 and keeps the connection open', async (t) => {
@@ -80,14 +115,38 @@ test('answers each bad frame with code 1 and keeps the connection open', async (
     ['{"actioncode":7,"id":4}', fault('actioncode must be a non-empty string', '', 4)],
     ['{"actioncode":null}', fault('actioncode must be a non-empty string')],
     ['{"actioncode":{"x":1}}', fault('actioncode must be a non-empty string')],
-    ['{"actioncode":"heart_beat","id":{"a":1}}', fault('id must be a string or a finite number', 'heart_beat')],
-    ['{"actioncode":"heart_beat","id":[5]}', fault('id must be a string or a finite number', 'heart_beat')],
-    ['{"actioncode":"heart_beat","id":false}', fault('id must be a string or a finite number', 'heart_beat')],
-    ['{"actioncode":"heart_beat","id":5,"is_broadcast":"true"}', fault('is_broadcast must be a boolean', 'heart_beat', 5)],
-    ['{"actioncode":"heart_beat","id":6,"is_broadcast":1}', fault('is_broadcast must be a boolean', 'heart_beat', 6)],
-    ['{"actioncode":"heart_beat","id":7,"client_ids":"abc"}', fault('client_ids must be an array of strings', 'heart_beat', 7)],
-    ['{"actioncode":"heart_beat","id":8,"client_ids":[1,2]}', fault('client_ids must be an array of strings', 'heart_beat', 8)],
-    ['{"actioncode":"heart_beat","id":9,"client_ids":{"0":"a"}}', fault('client_ids must be an array of strings', 'heart_beat', 9)],
+    [
+      '{"actioncode":"heart_beat","id":{"a":1}}',
+      fault('id must be a string or a finite number', 'heart_beat'),
+    ],
+    [
+      '{"actioncode":"heart_beat","id":[5]}',
+      fault('id must be a string or a finite number', 'heart_beat'),
+    ],
+    [
+      '{"actioncode":"heart_beat","id":false}',
+      fault('id must be a string or a finite number', 'heart_beat'),
+    ],
+    [
+      '{"actioncode":"heart_beat","id":5,"is_broadcast":"true"}',
+      fault('is_broadcast must be a boolean', 'heart_beat', 5),
+    ],
+    [
+      '{"actioncode":"heart_beat","id":6,"is_broadcast":1}',
+      fault('is_broadcast must be a boolean', 'heart_beat', 6),
+    ],
+    [
+      '{"actioncode":"heart_beat","id":7,"client_ids":"abc"}',
+      fault('client_ids must be an array of strings', 'heart_beat', 7),
+    ],
+    [
+      '{"actioncode":"heart_beat","id":8,"client_ids":[1,2]}',
+      fault('client_ids must be an array of strings', 'heart_beat', 8),
+    ],
+    [
+      '{"actioncode":"heart_beat","id":9,"client_ids":{"0":"a"}}',
+      fault('client_ids must be an array of strings', 'heart_beat', 9),
+    ],
   ];
   for (const [frame, want] of cases) {
     c.raw(frame);
@@ -98,7 +157,13 @@ test('answers each bad frame with code 1 and keeps the connection open', async (
     assert.equal((await c.next(`binary ${frame}`)).code, Code.InvalidParams, frame);
   }
   assert.equal(c.ws.readyState, c.ws.OPEN);
-  assert.deepEqual(await c.request('heart_beat'), { code: 0, msg: 'success', actioncode: 'heart_beat', data: true, id: 1 });
+  assert.deepEqual(await c.request('heart_beat'), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'heart_beat',
+    data: true,
+    id: 1,
+  });
   assert.equal(hub.clients.size, 1);
   assert.equal(hub.stats().errors, 0, 'bad input is not a server error');
 });
@@ -106,17 +171,41 @@ test('answers each bad frame with code 1 and keeps the connection open', async (
 test('a null id counts as no id and unknown fields are ignored', async (t) => {
   const { url } = await startHub(t);
   const c = await connect(t, url);
-  c.raw('{"actioncode":"heart_beat","id":null,"data":{},"is_broadcast":false,"client_ids":[],"token":"","company":"","x":1}');
-  assert.deepEqual(await c.next(), { code: 0, msg: 'success', actioncode: 'heart_beat', data: true });
+  c.raw(
+    '{"actioncode":"heart_beat","id":null,"data":{},"is_broadcast":false,"client_ids":[],"token":"","company":"","x":1}',
+  );
+  assert.deepEqual(await c.next(), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'heart_beat',
+    data: true,
+  });
 });
 
 test('replies with code 5 to an unknown or prototype-named actioncode and keeps the connection open', async (t) => {
   const { url } = await startHub(t, { actions: { chatSend: () => true } });
   const c = await connect(t, url);
-  const codes = ['nope', 'to_string', 'constructor', '__proto__', 'has_own_property', 'value_of', 'is_prototype_of', 'toString', 'heartBeat', 'chatSend', 'chat_send ', 'CHAT_SEND'];
+  const codes = [
+    'nope',
+    'to_string',
+    'constructor',
+    '__proto__',
+    'has_own_property',
+    'value_of',
+    'is_prototype_of',
+    'toString',
+    'heartBeat',
+    'chatSend',
+    'chat_send ',
+    'CHAT_SEND',
+  ];
   for (const code of codes) {
     const reply = await c.request(code);
-    assert.deepEqual(reply, { code: 5, msg: 'method not found', actioncode: code, data: null, id: reply.id }, code);
+    assert.deepEqual(
+      reply,
+      { code: 5, msg: 'method not found', actioncode: code, data: null, id: reply.id },
+      code,
+    );
   }
   assert.equal((await c.request('chat_send')).code, 0);
 });
@@ -129,7 +218,7 @@ test('replies with code 4 and no detail when a handler throws, and reports the e
         throw new Error(secret);
       },
       throwString() {
-        throw secret; // eslint-disable-line @typescript-eslint/only-throw-error
+        throw secret; // eslint-disable-line @typescript-eslint/only-throw-error -- a handler may throw a string
       },
       async reject() {
         await Promise.resolve();
@@ -140,15 +229,25 @@ test('replies with code 4 and no detail when a handler throws, and reports the e
   const errors: [Error, string | undefined][] = [];
   hub.on('error', (err, client) => errors.push([err, client?.id]));
   const c = await connect(t, url);
-  c.ws.on('message', (data) => assert.ok(!data.toString().includes('hunter2'), 'the error text leaked'));
+  c.ws.on('message', (data) =>
+    assert.ok(!data.toString().includes('hunter2'), 'the error text leaked'),
+  );
   for (const code of ['boom', 'throw_string', 'reject']) {
     const reply = await c.request(code);
-    assert.deepEqual(reply, { code: 4, msg: 'server error', actioncode: code, data: null, id: reply.id }, code);
+    assert.deepEqual(
+      reply,
+      { code: 4, msg: 'server error', actioncode: code, data: null, id: reply.id },
+      code,
+    );
   }
   const [client] = hub.clients;
   assert.deepEqual(
     errors.map(([err, id]) => [err.message, id]),
-    [[secret, client!.id], [secret, client!.id], [secret, client!.id]],
+    [
+      [secret, client!.id],
+      [secret, client!.id],
+      [secret, client!.id],
+    ],
   );
   assert.equal(hub.stats().errors, 3);
   assert.equal((await c.request('heart_beat')).code, 0);
@@ -170,9 +269,27 @@ test('sends a HubError code and message as thrown, sync or async, without report
   let errors = 0;
   hub.on('error', () => errors++);
   const c = await connect(t, url);
-  assert.deepEqual(await c.request('denied'), { code: 9, msg: 'moderators only', actioncode: 'denied', data: null, id: 1 });
-  assert.deepEqual(await c.request('expired'), { code: 7, msg: 'token expired', actioncode: 'expired', data: null, id: 2 });
-  assert.deepEqual(await c.request('custom'), { code: 4001, msg: 'room is full', actioncode: 'custom', data: null, id: 3 });
+  assert.deepEqual(await c.request('denied'), {
+    code: 9,
+    msg: 'moderators only',
+    actioncode: 'denied',
+    data: null,
+    id: 1,
+  });
+  assert.deepEqual(await c.request('expired'), {
+    code: 7,
+    msg: 'token expired',
+    actioncode: 'expired',
+    data: null,
+    id: 2,
+  });
+  assert.deepEqual(await c.request('custom'), {
+    code: 4001,
+    msg: 'room is full',
+    actioncode: 'custom',
+    data: null,
+    id: 3,
+  });
   assert.equal(errors, 0);
 });
 
@@ -190,9 +307,21 @@ test('replies to async handlers when they settle, matched by id even out of orde
   });
   const c = await connect(t, url);
   c.raw(JSON.stringify({ actioncode: 'slow', data: 21, id: 's' }));
-  assert.deepEqual(await c.request('fast', 1), { code: 0, msg: 'success', actioncode: 'fast', data: 2, id: 1 });
+  assert.deepEqual(await c.request('fast', 1), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'fast',
+    data: 2,
+    id: 1,
+  });
   release();
-  assert.deepEqual(await c.next('slow reply'), { code: 0, msg: 'success', actioncode: 'slow', data: 42, id: 's' });
+  assert.deepEqual(await c.next('slow reply'), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'slow',
+    data: 42,
+    id: 's',
+  });
 });
 
 test('echoes string and number ids over text and binary frames, always replying in text frames', async (t) => {
@@ -204,7 +333,13 @@ test('echoes string and number ids over text and binary frames, always replying 
     for (const asBinary of [false, true]) {
       const text = JSON.stringify({ actioncode: 'heart_beat', id });
       c.raw(asBinary ? Buffer.from(text) : text, asBinary);
-      assert.deepEqual(await c.next(`reply to id ${id}`), { code: 0, msg: 'success', actioncode: 'heart_beat', data: true, id });
+      assert.deepEqual(await c.next(`reply to id ${id}`), {
+        code: 0,
+        msg: 'success',
+        actioncode: 'heart_beat',
+        data: true,
+        id,
+      });
     }
   }
   assert.deepEqual(binary, Array(ids.length * 2).fill(false));
@@ -258,16 +393,38 @@ test('validates schema actions: invalid data gets code 1 with the issues, valid 
     data: [{ message: 'name taken', path: [] }],
     id: 4,
   });
-  assert.deepEqual(await c.request('async_check', 'ann'), { code: 0, msg: 'success', actioncode: 'async_check', data: 'hello ann', id: 5 });
+  assert.deepEqual(await c.request('async_check', 'ann'), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'async_check',
+    data: 'hello ann',
+    id: 5,
+  });
 });
 
 test('a schema whose validate throws gets code 4 like a throwing handler', async (t) => {
-  const broken = { '~standard': { version: 1 as const, vendor: 'test', validate: (): never => { throw new Error('validator bug'); } } };
-  const { hub, url } = await startHub(t, { actions: { check: { schema: broken, handler: () => 1 } } });
+  const broken = {
+    '~standard': {
+      version: 1 as const,
+      vendor: 'test',
+      validate: (): never => {
+        throw new Error('validator bug');
+      },
+    },
+  };
+  const { hub, url } = await startHub(t, {
+    actions: { check: { schema: broken, handler: () => 1 } },
+  });
   const errors: string[] = [];
   hub.on('error', (err) => errors.push(err.message));
   const c = await connect(t, url);
-  assert.deepEqual(await c.request('check', 1), { code: 4, msg: 'server error', actioncode: 'check', data: null, id: 1 });
+  assert.deepEqual(await c.request('check', 1), {
+    code: 4,
+    msg: 'server error',
+    actioncode: 'check',
+    data: null,
+    id: 1,
+  });
   assert.deepEqual(errors, ['validator bug']);
 });
 
@@ -285,7 +442,11 @@ test('a reply JSON cannot encode becomes code 4, never a crash', async (t) => {
   const c = await connect(t, url);
   for (const code of ['big', 'cycle', 'deep']) {
     const reply = await c.request(code);
-    assert.deepEqual(reply, { code: 4, msg: 'server error', actioncode: code, data: null, id: reply.id }, code);
+    assert.deepEqual(
+      reply,
+      { code: 4, msg: 'server error', actioncode: code, data: null, id: reply.id },
+      code,
+    );
   }
   assert.deepEqual(errors, [
     'reply to "big" cannot be encoded as JSON',
@@ -295,7 +456,7 @@ test('a reply JSON cannot encode becomes code 4, never a crash', async (t) => {
   assert.equal((await c.request('heart_beat')).code, 0);
 });
 
-test('one client\'s failing handler does not affect another client', async (t) => {
+test("one client's failing handler does not affect another client", async (t) => {
   const { url } = await startHub(t, {
     actions: {
       boom: () => {
@@ -304,6 +465,13 @@ test('one client\'s failing handler does not affect another client', async (t) =
     },
   });
   const [a, b] = await Promise.all([connect(t, url), connect(t, url)]);
-  const results = await within(Promise.all([a.request('boom'), b.request('heart_beat'), a.request('heart_beat')]), 5000, 'replies');
-  assert.deepEqual(results.map((r) => r.code), [4, 0, 0]);
+  const results = await within(
+    Promise.all([a.request('boom'), b.request('heart_beat'), a.request('heart_beat')]),
+    5000,
+    'replies',
+  );
+  assert.deepEqual(
+    results.map((r) => r.code),
+    [4, 0, 0],
+  );
 });

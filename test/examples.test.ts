@@ -11,7 +11,9 @@ import { within } from './helpers/wait.ts';
 assertNoLeaks();
 
 const ok = (actioncode: string, data: unknown, id?: number) =>
-  id === undefined ? { code: 0, msg: 'success', actioncode, data } : { code: 0, msg: 'success', actioncode, data, id };
+  id === undefined
+    ? { code: 0, msg: 'success', actioncode, data }
+    : { code: 0, msg: 'success', actioncode, data, id };
 
 async function stopped(program: Program): Promise<void> {
   assert.deepEqual(await program.stop(), { code: 0, signal: null }, 'exits cleanly on SIGTERM');
@@ -24,12 +26,21 @@ test('examples/http: rooms through a bare node:http server', async (t) => {
   const b = await connect(t, url);
   assert.deepEqual(await a.request('heart_beat'), ok('heart_beat', true, 1));
   assert.deepEqual(await a.request('join', { room: 'lobby' }), ok('join', { room: 'lobby' }, 2));
-  assert.deepEqual(await b.request('say', { room: 'lobby', text: 'hello' }), ok('say', { sent: 1 }, 1));
+  assert.deepEqual(
+    await b.request('say', { room: 'lobby', text: 'hello' }),
+    ok('say', { sent: 1 }, 1),
+  );
   const said = await a.next('said push');
   assert.equal(said.actioncode, 'said');
   assert.deepEqual(said.data, { from: (said.data as { from: string }).from, text: 'hello' });
   assert.deepEqual(await b.barrier(), [], 'b is not in the room');
-  assert.deepEqual(await a.request('join', {}), { code: 1, msg: 'room required', actioncode: 'join', data: null, id: 3 });
+  assert.deepEqual(await a.request('join', {}), {
+    code: 1,
+    msg: 'room required',
+    actioncode: 'join',
+    data: null,
+    id: 3,
+  });
   assert.equal((await http(`http://127.0.0.1:${program.port}/`)).status, 200);
   await stopped(program);
 });
@@ -41,7 +52,10 @@ for (const name of ['express', 'koa', 'hono'] as const) {
     const health = await http(`http://127.0.0.1:${program.port}/health`);
     assert.deepEqual([health.status, JSON.parse(health.body)], [200, { clients: 1 }]);
     assert.deepEqual(await c.request('heart_beat'), ok('heart_beat', true, 1));
-    assert.deepEqual(await c.request('chat_send', { text: 'hi' }), ok('chat_send', { ok: true }, 2));
+    assert.deepEqual(
+      await c.request('chat_send', { text: 'hi' }),
+      ok('chat_send', { ok: true }, 2),
+    );
     const push = await c.next('chat_message push');
     assert.equal(push.actioncode, 'chat_message');
     assert.equal((push.data as { text: string }).text, 'hi');
@@ -53,7 +67,10 @@ for (const name of ['express', 'koa', 'hono'] as const) {
 test('examples/express: an HTTP route pushes to WebSocket clients', async (t) => {
   const program = await run(t, 'examples/express/server.js');
   const c = await connect(t, `ws://127.0.0.1:${program.port}/ws`);
-  const res = await http(`http://127.0.0.1:${program.port}/announce`, { method: 'POST', body: { text: 'at 5' } });
+  const res = await http(`http://127.0.0.1:${program.port}/announce`, {
+    method: 'POST',
+    body: { text: 'at 5' },
+  });
   assert.deepEqual(JSON.parse(res.body), { sent: 1 });
   assert.deepEqual(await c.next('announcement push'), ok('announcement', { text: 'at 5' }));
   await stopped(program);
@@ -68,7 +85,10 @@ test('examples/fastify: @fastify/websocket hands sockets to register(); a hook r
   const who = await c.request('whoami');
   assert.deepEqual(who, ok('whoami', { id: (who.data as { id: string }).id, user: 'alice' }, 1));
   assert.deepEqual(await c.request('chat_send', { text: 'hi' }), ok('chat_send', { ok: true }, 2));
-  assert.deepEqual(await c.next('chat_message push'), ok('chat_message', { from: 'alice', text: 'hi' }));
+  assert.deepEqual(
+    await c.next('chat_message push'),
+    ok('chat_message', { from: 'alice', text: 'hi' }),
+  );
   const health = await http(`http://127.0.0.1:${program.port}/health`);
   assert.deepEqual(JSON.parse(health.body), { clients: 1 });
   await stopped(program);
@@ -79,13 +99,27 @@ test('examples/pino: wshub logs a handler failure through the pino logger', asyn
   const c = await connect(t, `ws://127.0.0.1:${program.port}/ws`);
   await program.line(/"msg":"client connected"/, 'the connection log line');
   assert.deepEqual(await c.request('echo', 'hi'), ok('echo', 'hi', 1));
-  assert.deepEqual(await c.request('crash'), { code: 4, msg: 'server error', actioncode: 'crash', data: null, id: 2 });
-  const line = JSON.parse(await program.line(/"msg":"wshub: error"/, 'the error log line')) as Record<string, any>;
+  assert.deepEqual(await c.request('crash'), {
+    code: 4,
+    msg: 'server error',
+    actioncode: 'crash',
+    data: null,
+    id: 2,
+  });
+  const line = JSON.parse(
+    await program.line(/"msg":"wshub: error"/, 'the error log line'),
+  ) as Record<string, any>;
   assert.equal(line.level, 50);
   assert.equal(line.component, 'wshub');
-  assert.equal(line.clientId, JSON.parse(await program.line(/"msg":"client connected"/, 'connection')).clientId);
+  assert.equal(
+    line.clientId,
+    JSON.parse(await program.line(/"msg":"client connected"/, 'connection')).clientId,
+  );
   assert.equal(line.err.message, 'handler bug');
-  assert.match(line.err.stack, /^Error: handler bug\n\s+at Object.crash .*examples\/pino\/server.js/);
+  assert.match(
+    line.err.stack,
+    /^Error: handler bug\n\s+at Object.crash .*examples\/pino\/server.js/,
+  );
   c.close();
   await program.line(/"msg":"client disconnected"/, 'the disconnect log line');
   await stopped(program);
@@ -143,7 +177,9 @@ test('examples/metrics: /metrics exposes stats() and connection counters', async
     }
     return '';
   })();
-  const after = await within(counted, 5000, 'wshub_disconnections_total{code="1000"} 1').finally(() => (waiting = false));
+  const after = await within(counted, 5000, 'wshub_disconnections_total{code="1000"} 1').finally(
+    () => (waiting = false),
+  );
   assert.equal(metric(after, 'wshub_clients'), 1);
   await stopped(program);
 });
@@ -154,12 +190,21 @@ test('examples/chat: the demo answers set_name and chat_send with the name', asy
   assert.deepEqual([page.status, page.type], [200, 'text/html; charset=utf-8']);
   const c = await connect(t, `ws://127.0.0.1:${program.port}/ws`);
   const welcome = await c.next('welcome');
-  assert.deepEqual(welcome, ok('welcome', { id: (welcome.data as { id: string }).id, name: 'guest' }));
+  assert.deepEqual(
+    welcome,
+    ok('welcome', { id: (welcome.data as { id: string }).id, name: 'guest' }),
+  );
   assert.deepEqual(await c.next('online'), ok('online', { count: 1 }));
-  assert.deepEqual(await c.request('set_name', { name: ' ada ' }), ok('set_name', { name: 'ada' }, 1));
+  assert.deepEqual(
+    await c.request('set_name', { name: ' ada ' }),
+    ok('set_name', { name: 'ada' }, 1),
+  );
   assert.deepEqual(await c.request('chat_send', { text: 'hi' }), ok('chat_send', { ok: true }, 2));
   const push = await c.next('chat_message');
-  assert.deepEqual(push, ok('chat_message', { from: 'ada', text: 'hi', at: (push.data as { at: number }).at }));
+  assert.deepEqual(
+    push,
+    ok('chat_message', { from: 'ada', text: 'hi', at: (push.data as { at: number }).at }),
+  );
   assert.deepEqual(await c.request('chat_send', { text: ' ' }), {
     code: 1,
     msg: 'text must be 1-500 characters',

@@ -8,11 +8,21 @@ import { connect, type Reply, type TestClient } from './helpers/client.ts';
 
 assertNoLeaks();
 
-const idFromQuery = (req: IncomingMessage) => new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
-const push = (actioncode: string, data: unknown): Reply => ({ code: 0, msg: 'success', actioncode, data });
+const idFromQuery = (req: IncomingMessage) =>
+  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
+const push = (actioncode: string, data: unknown): Reply => ({
+  code: 0,
+  msg: 'success',
+  actioncode,
+  data,
+});
 
 /** A hub and clients named by id (`?id=a` → client id `a`). */
-async function clients<S>(t: TestContext, names: string[], options: ManagerOptions<S, undefined> = {}) {
+async function clients<S>(
+  t: TestContext,
+  names: string[],
+  options: ManagerOptions<S, undefined> = {},
+) {
   const started = await startHub(t, { id: idFromQuery, ...options });
   const list = await Promise.all(names.map((n) => connect(t, `${started.url}?id=${n}`)));
   const by = Object.fromEntries(names.map((n, i) => [n, list[i]!])) as Record<string, TestClient>;
@@ -95,13 +105,34 @@ test('broadcast throws a TypeError for a malformed target, actioncode or data an
   const { hub, c } = await clients(t, ['a']);
   const cyclic: Record<string, unknown> = {};
   cyclic.self = cyclic;
-  assert.throws(() => hub.broadcast('x', 1, { to: 'a' } as never), /^TypeError: broadcast target\.to must be an array of strings$/);
-  assert.throws(() => hub.broadcast('x', 1, { rooms: [1] } as never), /^TypeError: broadcast target\.rooms must be an array of strings$/);
-  assert.throws(() => hub.broadcast('x', 1, { except: null } as never), /^TypeError: broadcast target\.except must be an array of strings$/);
-  assert.throws(() => hub.broadcast('x', 1, 'a' as never), /^TypeError: broadcast target must be an object$/);
-  assert.throws(() => hub.broadcast('', 1), /^TypeError: actioncode must be a non-empty string, got ""$/);
-  assert.throws(() => hub.broadcast('x', 1n), /^TypeError: data for "x" cannot be encoded as JSON: Do not know how to serialize a BigInt$/);
-  assert.throws(() => hub.send('a', 'x', cyclic), /^TypeError: data for "x" cannot be encoded as JSON: Converting circular structure to JSON/);
+  assert.throws(
+    () => hub.broadcast('x', 1, { to: 'a' } as never),
+    /^TypeError: broadcast target\.to must be an array of strings$/,
+  );
+  assert.throws(
+    () => hub.broadcast('x', 1, { rooms: [1] } as never),
+    /^TypeError: broadcast target\.rooms must be an array of strings$/,
+  );
+  assert.throws(
+    () => hub.broadcast('x', 1, { except: null } as never),
+    /^TypeError: broadcast target\.except must be an array of strings$/,
+  );
+  assert.throws(
+    () => hub.broadcast('x', 1, 'a' as never),
+    /^TypeError: broadcast target must be an object$/,
+  );
+  assert.throws(
+    () => hub.broadcast('', 1),
+    /^TypeError: actioncode must be a non-empty string, got ""$/,
+  );
+  assert.throws(
+    () => hub.broadcast('x', 1n),
+    /^TypeError: data for "x" cannot be encoded as JSON: Do not know how to serialize a BigInt$/,
+  );
+  assert.throws(
+    () => hub.send('a', 'x', cyclic),
+    /^TypeError: data for "x" cannot be encoded as JSON: Converting circular structure to JSON/,
+  );
   await received(c.a!, [], 'a');
 });
 
@@ -113,18 +144,33 @@ const fanoutActions = {
 
 test('refuses is_broadcast and client_ids with code 9 unless the action allows fan-out', async (t) => {
   const { c } = await clients(t, ['a', 'b'], { actions: fanoutActions });
-  const denied = (actioncode: string, id: number): Reply => ({ code: 9, msg: 'fan-out not allowed for this action', actioncode, data: null, id });
+  const denied = (actioncode: string, id: number): Reply => ({
+    code: 9,
+    msg: 'fan-out not allowed for this action',
+    actioncode,
+    data: null,
+    id,
+  });
   assert.deepEqual(await c.a!.request('quiet', 'x', { is_broadcast: true }), denied('quiet', 1));
   assert.deepEqual(await c.a!.request('quiet', 'x', { client_ids: ['b'] }), denied('quiet', 2));
-  assert.deepEqual(await c.a!.request('heart_beat', null, { is_broadcast: true }), denied('heart_beat', 3));
+  assert.deepEqual(
+    await c.a!.request('heart_beat', null, { is_broadcast: true }),
+    denied('heart_beat', 3),
+  );
   // The seed's clients send these fields empty; that is no fan-out.
-  assert.deepEqual(await c.a!.request('quiet', 'x', { is_broadcast: false, client_ids: [] }), { ...push('quiet', 'x'), id: 4 });
+  assert.deepEqual(await c.a!.request('quiet', 'x', { is_broadcast: false, client_ids: [] }), {
+    ...push('quiet', 'x'),
+    id: 4,
+  });
   await received(c.b!, [], 'b');
 });
 
 test('is_broadcast on an action with fanout: true sends the reply to every client, the request id to the sender only', async (t) => {
   const { c } = await clients(t, ['a', 'b', 'c'], { actions: fanoutActions });
-  assert.deepEqual(await c.a!.request('say', 'hi', { is_broadcast: true, client_ids: ['b'] }), { ...push('say', 'hi'), id: 1 });
+  assert.deepEqual(await c.a!.request('say', 'hi', { is_broadcast: true, client_ids: ['b'] }), {
+    ...push('say', 'hi'),
+    id: 1,
+  });
   await received(c.a!, [], 'a gets it once');
   await received(c.b!, [push('say', 'hi')], 'b');
   await received(c.c!, [push('say', 'hi')], 'c');
@@ -134,16 +180,28 @@ test('is_broadcast on an action with fanout: true sends the reply to every clien
 });
 
 test("a fanned-out reply never resolves a recipient's own pending request with the same id", async (t) => {
-  const { c } = await clients(t, ['a', 'b'], { actions: { ...fanoutActions, slow: () => new Promise((r) => setTimeout(() => r('late'), 50)) } });
+  const { c } = await clients(t, ['a', 'b'], {
+    actions: { ...fanoutActions, slow: () => new Promise((r) => setTimeout(() => r('late'), 50)) },
+  });
   const mine = c.b!.request('slow', null); // b's request id 1, pending
-  assert.deepEqual(await c.a!.request('say', 'from a', { is_broadcast: true }), { ...push('say', 'from a'), id: 1 });
-  assert.deepEqual(await mine, { ...push('slow', 'late'), id: 1 }, "b's id 1 resolves with its own reply");
+  assert.deepEqual(await c.a!.request('say', 'from a', { is_broadcast: true }), {
+    ...push('say', 'from a'),
+    id: 1,
+  });
+  assert.deepEqual(
+    await mine,
+    { ...push('slow', 'late'), id: 1 },
+    "b's id 1 resolves with its own reply",
+  );
   await received(c.b!, [push('say', 'from a')], 'b got the push without an id');
 });
 
 test('client_ids sends the reply to those ids and the sender, once even if the sender lists itself', async (t) => {
   const { c } = await clients(t, ['a', 'b', 'c'], { actions: fanoutActions });
-  assert.deepEqual(await c.a!.request('say', 'hey', { client_ids: ['b', 'a', 'a', 'ghost'] }), { ...push('say', 'hey'), id: 1 });
+  assert.deepEqual(await c.a!.request('say', 'hey', { client_ids: ['b', 'a', 'a', 'ghost'] }), {
+    ...push('say', 'hey'),
+    id: 1,
+  });
   await received(c.a!, [], 'a gets it once');
   await received(c.b!, [push('say', 'hey')], 'b');
   await received(c.c!, [], 'c');
@@ -154,13 +212,22 @@ test('clientFanout: true allows fan-out for every action unless it says fanout: 
     clientFanout: true,
     actions: { quiet: (data: string) => data, never: { handler: () => 1, fanout: false } },
   });
-  assert.deepEqual(await c.a!.request('quiet', 'q', { client_ids: ['b'] }), { ...push('quiet', 'q'), id: 1 });
+  assert.deepEqual(await c.a!.request('quiet', 'q', { client_ids: ['b'] }), {
+    ...push('quiet', 'q'),
+    id: 1,
+  });
   await received(c.b!, [push('quiet', 'q')], 'b, quiet');
   const beat = await c.a!.request('heart_beat', null, { is_broadcast: true });
   assert.deepEqual(beat, { ...push('heart_beat', true), id: beat.id });
   await received(c.b!, [push('heart_beat', true)], 'b, heart_beat');
   const never = await c.a!.request('never', null, { is_broadcast: true });
-  assert.deepEqual(never, { code: 9, msg: 'fan-out not allowed for this action', actioncode: 'never', data: null, id: never.id });
+  assert.deepEqual(never, {
+    code: 9,
+    msg: 'fan-out not allowed for this action',
+    actioncode: 'never',
+    data: null,
+    id: never.id,
+  });
   await received(c.b!, [], 'b, never');
 });
 

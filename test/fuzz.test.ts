@@ -53,10 +53,23 @@ async function setup(t: TestContext) {
   async function fire(shot: Shot): Promise<Reply | null> {
     fuzzer.ws.send(shot.bytes, { binary: shot.binary });
     const honestReply = honest.request('echo', { n: ++n });
-    const first = await within(Promise.race([fuzzer.next('fuzz reply').then((reply) => ({ reply })), closed]), 5000, 'fuzz outcome');
-    assert.deepEqual(await honestReply, { code: 0, msg: 'success', actioncode: 'echo', data: { n }, id: n });
+    const first = await within(
+      Promise.race([fuzzer.next('fuzz reply').then((reply) => ({ reply })), closed]),
+      5000,
+      'fuzz outcome',
+    );
+    assert.deepEqual(await honestReply, {
+      code: 0,
+      msg: 'success',
+      actioncode: 'echo',
+      data: { n },
+      id: n,
+    });
     if ('reply' in first) return first.reply;
-    assert.ok(CLOSE_CODES.includes(first.closed.code), `closed with ${first.closed.code} ${first.closed.reason}`);
+    assert.ok(
+      CLOSE_CODES.includes(first.closed.code),
+      `closed with ${first.closed.code} ${first.closed.reason}`,
+    );
     closes++;
     fuzzer = await connect(t, url);
     closed = closeOf(fuzzer);
@@ -78,15 +91,33 @@ function assertReply(reply: Reply): void {
   assert.doesNotMatch(reply.msg, /handler failure|at .*\.ts:\d+/, 'no error text or stack leaks');
 }
 
-const CODES_TRIED = ['heart_beat', 'echo', 'strict', 'boom', 'later', '__proto__', 'constructor', 'to_string', '', 'has_own_property'];
+const CODES_TRIED = [
+  'heart_beat',
+  'echo',
+  'strict',
+  'boom',
+  'later',
+  '__proto__',
+  'constructor',
+  'to_string',
+  '',
+  'has_own_property',
+];
 
 /** Mostly a value a client could mean, sometimes anything at all. */
 const mostly = <T>(usual: fc.Arbitrary<T>, odd: fc.Arbitrary<unknown>) =>
-  fc.oneof({ arbitrary: usual, weight: 3 }, { arbitrary: odd, weight: 1 }, { arbitrary: fc.anything({ maxDepth: 2 }), weight: 1 });
+  fc.oneof(
+    { arbitrary: usual, weight: 3 },
+    { arbitrary: odd, weight: 1 },
+    { arbitrary: fc.anything({ maxDepth: 2 }), weight: 1 },
+  );
 
 const message = fc.record(
   {
-    actioncode: mostly(fc.constantFrom(...CODES_TRIED), fc.string({ unit: 'binary', maxLength: 20 })),
+    actioncode: mostly(
+      fc.constantFrom(...CODES_TRIED),
+      fc.string({ unit: 'binary', maxLength: 20 }),
+    ),
     id: mostly(fc.oneof(fc.integer(), fc.string({ maxLength: 8 })), fc.double()),
     data: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.anything({ maxDepth: 3 })),
     is_broadcast: mostly(fc.constant(false), fc.boolean()),
@@ -101,7 +132,8 @@ test('random bytes in text and binary frames get an error reply or a clean close
   await fc.assert(
     fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), fc.boolean(), async (bytes, binary) => {
       const reply = await fire({ bytes: Buffer.from(bytes), binary });
-      if (reply === null) return assert.equal(binary, false, 'only a text frame can be invalid UTF-8');
+      if (reply === null)
+        return assert.equal(binary, false, 'only a text frame can be invalid UTF-8');
       assertReply(reply);
     }),
     { numRuns: RUNS },
@@ -118,7 +150,13 @@ test('random JSON values get a reply with code 1 unless they are an object with 
       assert.notEqual(reply, null, 'valid UTF-8 JSON never closes the connection');
       assertReply(reply!);
       const isObject = typeof value === 'object' && value !== null && !Array.isArray(value);
-      if (!isObject) assert.deepEqual(reply, { code: 1, msg: 'message must be a JSON object', actioncode: '', data: null });
+      if (!isObject)
+        assert.deepEqual(reply, {
+          code: 1,
+          msg: 'message must be a JSON object',
+          actioncode: '',
+          data: null,
+        });
     }),
     { numRuns: RUNS },
   );
@@ -133,18 +171,27 @@ test('random field types get exactly the reply the contract gives, echoing a val
       const reply = await fire({ bytes: Buffer.from(text), binary });
       assert.notEqual(reply, null, 'valid UTF-8 JSON never closes the connection');
       assertReply(reply!);
-      const validId = typeof sent.id === 'string' || (typeof sent.id === 'number' && Number.isFinite(sent.id));
+      const validId =
+        typeof sent.id === 'string' || (typeof sent.id === 'number' && Number.isFinite(sent.id));
       const badId = sent.id !== undefined && sent.id !== null && !validId;
       if (validId) assert.deepEqual(reply!.id, sent.id);
       else assert.equal('id' in reply!, false);
-      if (badId || typeof sent.actioncode !== 'string' || sent.actioncode === '') assert.equal(reply!.code, 1);
+      if (badId || typeof sent.actioncode !== 'string' || sent.actioncode === '')
+        assert.equal(reply!.code, 1);
       const clean =
         !badId &&
-        (sent.is_broadcast === undefined || sent.is_broadcast === null || sent.is_broadcast === false) &&
-        (sent.client_ids === undefined || sent.client_ids === null || (Array.isArray(sent.client_ids) && sent.client_ids.length === 0));
-      if (clean && sent.actioncode === 'heart_beat') assert.deepEqual([reply!.code, reply!.data], [0, true]);
-      if (clean && (sent.actioncode === 'echo' || sent.actioncode === 'later')) assert.deepEqual([reply!.code, reply!.data], [0, sent.data ?? null]);
-      if (clean && sent.actioncode === 'boom') assert.deepEqual([reply!.code, reply!.msg], [4, 'server error']);
+        (sent.is_broadcast === undefined ||
+          sent.is_broadcast === null ||
+          sent.is_broadcast === false) &&
+        (sent.client_ids === undefined ||
+          sent.client_ids === null ||
+          (Array.isArray(sent.client_ids) && sent.client_ids.length === 0));
+      if (clean && sent.actioncode === 'heart_beat')
+        assert.deepEqual([reply!.code, reply!.data], [0, true]);
+      if (clean && (sent.actioncode === 'echo' || sent.actioncode === 'later'))
+        assert.deepEqual([reply!.code, reply!.data], [0, sent.data ?? null]);
+      if (clean && sent.actioncode === 'boom')
+        assert.deepEqual([reply!.code, reply!.msg], [4, 'server error']);
       if (clean && sent.actioncode === '__proto__') assert.equal(reply!.code, 5);
     }),
     { numRuns: RUNS },
@@ -154,17 +201,42 @@ test('random field types get exactly the reply the contract gives, echoing a val
 test('schema-checked data of random shape gets code 0 or code 1 with issues, never anything else', async (t) => {
   const { fire } = await setup(t);
   await fc.assert(
-    fc.asyncProperty(fc.oneof(fc.jsonValue({ maxDepth: 3 }), fc.record({ n: fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }), fc.jsonValue({ maxDepth: 1 })) })), async (data) => {
-      const reply = await fire({ bytes: Buffer.from(JSON.stringify({ actioncode: 'strict', id: 'x', data })), binary: false });
-      assertReply(reply!);
-      const n = (data as { n?: unknown } | null)?.n;
-      if (typeof data === 'object' && data !== null && !Array.isArray(data) && typeof n === 'number') {
-        assert.deepEqual(reply, { code: 0, msg: 'success', actioncode: 'strict', data: JSON.parse(JSON.stringify(n * 2)), id: 'x' }); // as JSON: -0 → 0, Infinity → null
-      } else {
-        assert.equal(reply!.code, 1);
-        assert.ok(Array.isArray(reply!.data) && reply!.data.length > 0, 'issues listed');
-      }
-    }),
+    fc.asyncProperty(
+      fc.oneof(
+        fc.jsonValue({ maxDepth: 3 }),
+        fc.record({
+          n: fc.oneof(
+            fc.double({ noNaN: true, noDefaultInfinity: true }),
+            fc.jsonValue({ maxDepth: 1 }),
+          ),
+        }),
+      ),
+      async (data) => {
+        const reply = await fire({
+          bytes: Buffer.from(JSON.stringify({ actioncode: 'strict', id: 'x', data })),
+          binary: false,
+        });
+        assertReply(reply!);
+        const n = (data as { n?: unknown } | null)?.n;
+        if (
+          typeof data === 'object' &&
+          data !== null &&
+          !Array.isArray(data) &&
+          typeof n === 'number'
+        ) {
+          assert.deepEqual(reply, {
+            code: 0,
+            msg: 'success',
+            actioncode: 'strict',
+            data: JSON.parse(JSON.stringify(n * 2)),
+            id: 'x',
+          }); // as JSON: -0 → 0, Infinity → null
+        } else {
+          assert.equal(reply!.code, 1);
+          assert.ok(Array.isArray(reply!.data) && reply!.data.length > 0, 'issues listed');
+        }
+      },
+    ),
     { numRuns: RUNS },
   );
 });
@@ -175,9 +247,18 @@ const wireFrame = fc.record({
     { arbitrary: fc.constantFrom(0x0, 0x8, 0x9, 0xa), weight: 3 }, // continuation, close, ping, pong
     { arbitrary: fc.integer({ min: 0, max: 15 }), weight: 1 }, // reserved ones too
   ),
-  fin: fc.oneof({ arbitrary: fc.constant(true), weight: 6 }, { arbitrary: fc.constant(false), weight: 1 }),
-  masked: fc.oneof({ arbitrary: fc.constant(true), weight: 12 }, { arbitrary: fc.constant(false), weight: 1 }),
-  rsv: fc.oneof({ arbitrary: fc.constant(0), weight: 12 }, { arbitrary: fc.integer({ min: 1, max: 7 }), weight: 1 }),
+  fin: fc.oneof(
+    { arbitrary: fc.constant(true), weight: 6 },
+    { arbitrary: fc.constant(false), weight: 1 },
+  ),
+  masked: fc.oneof(
+    { arbitrary: fc.constant(true), weight: 12 },
+    { arbitrary: fc.constant(false), weight: 1 },
+  ),
+  rsv: fc.oneof(
+    { arbitrary: fc.constant(0), weight: 12 },
+    { arbitrary: fc.integer({ min: 1, max: 7 }), weight: 1 },
+  ),
   payload: fc.oneof(
     fc.uint8Array({ maxLength: 200 }),
     message.map((m) => new TextEncoder().encode(JSON.stringify(m))),
@@ -192,16 +273,23 @@ test('random frame sequences (opcodes, fragments, masking, reserved bits) get re
   await fc.assert(
     fc.asyncProperty(fc.array(wireFrame, { minLength: 1, maxLength: 4 }), async (frames) => {
       const peer = await rawPeer(t, port);
-      for (const f of frames) peer.socket.write(clientFrame(f.opcode, Buffer.from(f.payload), f.fin, f));
+      for (const f of frames)
+        peer.socket.write(clientFrame(f.opcode, Buffer.from(f.payload), f.fin, f));
       const id = `end-${++n}`;
-      peer.socket.write(clientFrame(0x1, Buffer.from(JSON.stringify({ actioncode: 'heart_beat', id }))));
+      peer.socket.write(
+        clientFrame(0x1, Buffer.from(JSON.stringify({ actioncode: 'heart_beat', id }))),
+      );
       const honestReply = honest.request('echo', { n });
       const outcome = await within(
         (async (): Promise<string> => {
           for (;;) {
-            const next = await Promise.race([peer.take(), peer.ended.then((closed) => ({ closed }))]);
+            const next = await Promise.race([
+              peer.take(),
+              peer.ended.then((closed) => ({ closed })),
+            ]);
             if ('closed' in next) return `tcp end ${next.closed.code}`;
-            if (next.opcode === 0x8) return `close ${next.payload.length >= 2 ? next.payload.readUInt16BE(0) : 1005}`;
+            if (next.opcode === 0x8)
+              return `close ${next.payload.length >= 2 ? next.payload.readUInt16BE(0) : 1005}`;
             if (next.opcode === 0xa) continue; // pong to our ping
             assert.equal(next.opcode, 0x1, 'replies are text frames');
             const reply = JSON.parse(next.payload.toString()) as Reply;
@@ -213,12 +301,19 @@ test('random frame sequences (opcodes, fragments, masking, reserved bits) get re
         'outcome of a raw frame sequence',
       );
       peer.socket.destroy();
-      assert.deepEqual(await honestReply, { code: 0, msg: 'success', actioncode: 'echo', data: { n }, id: n });
+      assert.deepEqual(await honestReply, {
+        code: 0,
+        msg: 'success',
+        actioncode: 'echo',
+        data: { n },
+        id: n,
+      });
       outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
       if (outcome === 'replied') return;
       const sentClose = frames.some((f) => f.opcode === 0x8);
       // A close frame of ours is echoed (or refused with 1002); otherwise only these codes.
-      if (!sentClose) assert.ok(['close 1002', 'close 1007', 'close 1009'].includes(outcome), outcome);
+      if (!sentClose)
+        assert.ok(['close 1002', 'close 1007', 'close 1009'].includes(outcome), outcome);
     }),
     { numRuns: 300 },
   );

@@ -66,7 +66,13 @@ async function memory(port: number): Promise<Memory> {
 }
 
 test('a peer holding an unfinished message of 16,000 one-byte fragments pins under 192 KiB of heap', async (t) => {
-  const hub = await run(t, HUB, { HUB_OPTIONS: JSON.stringify({ closeTimeout: 60_000 }) }, 10_000, NODE);
+  const hub = await run(
+    t,
+    HUB,
+    { HUB_OPTIONS: JSON.stringify({ closeTimeout: 60_000 }) },
+    10_000,
+    NODE,
+  );
   const peers = await Promise.all(Array.from({ length: 40 }, () => hostile(t, hub.port)));
   const before = await memory(hub.port);
   // A non-final text frame, 15,999 continuations (ws alone allows 16,384), never a final one,
@@ -78,7 +84,11 @@ test('a peer holding an unfinished message of 16,000 one-byte fragments pins und
     clientFrame(0x9, Buffer.alloc(0)),
   ]);
   for (const peer of peers) peer.socket.write(attack);
-  const answers = await within(Promise.all(peers.map((p) => p.answer)), 15_000, 'every fragment flood to be read');
+  const answers = await within(
+    Promise.all(peers.map((p) => p.answer)),
+    15_000,
+    'every fragment flood to be read',
+  );
   const after = await memory(hub.port);
   const perPeer = (after.heapUsed - before.heapUsed) / peers.length;
   t.diagnostic(`heap pinned per fragment-flooding peer: ${(perPeer / KiB).toFixed(1)} KiB`);
@@ -88,7 +98,13 @@ test('a peer holding an unfinished message of 16,000 one-byte fragments pins und
 });
 
 test('a peer dribbling a frame one byte per TCP segment pins under 640 KiB of heap', async (t) => {
-  const hub = await run(t, HUB, { HUB_OPTIONS: JSON.stringify({ closeTimeout: 60_000 }) }, 10_000, NODE);
+  const hub = await run(
+    t,
+    HUB,
+    { HUB_OPTIONS: JSON.stringify({ closeTimeout: 60_000 }) },
+    10_000,
+    NODE,
+  );
   const peers = await Promise.all(Array.from({ length: 10 }, () => hostile(t, hub.port)));
   const before = await memory(hub.port);
   // A text frame announcing 1 MiB (within maxPayload), then its payload one byte per write.
@@ -107,6 +123,10 @@ test('a peer dribbling a frame one byte per TCP segment pins under 640 KiB of he
   const after = await memory(hub.port);
   const perPeer = (after.heapUsed - before.heapUsed) / peers.length;
   t.diagnostic(`heap pinned per dribbling peer: ${(perPeer / KiB).toFixed(1)} KiB`);
-  assert.deepEqual(new Set(await Promise.all(answers)), new Set([1008]), 'each is closed with 1008 past maxBufferedChunks');
+  assert.deepEqual(
+    new Set(await Promise.all(answers)),
+    new Set([1008]),
+    'each is closed with 1008 past maxBufferedChunks',
+  );
   assert.ok(perPeer < 640 * KiB, `${(perPeer / KiB).toFixed(1)} KiB of heap per peer`);
 });

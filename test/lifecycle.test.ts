@@ -8,12 +8,26 @@ import { times, within } from './helpers/wait.ts';
 
 assertNoLeaks();
 
-const idFromQuery = (req: IncomingMessage) => new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
-const push = (actioncode: string, data: unknown): Reply => ({ code: 0, msg: 'success', actioncode, data });
+const idFromQuery = (req: IncomingMessage) =>
+  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
+const push = (actioncode: string, data: unknown): Reply => ({
+  code: 0,
+  msg: 'success',
+  actioncode,
+  data,
+});
 /** The arguments of the next `event` the hub emits. */
-function next<E extends keyof ManagerEvents<undefined>>(hub: Manager<undefined>, event: E, what: string = event) {
+function next<E extends keyof ManagerEvents<undefined>>(
+  hub: Manager<undefined>,
+  event: E,
+  what: string = event,
+) {
   type Args = Parameters<ManagerEvents<undefined>[E]>;
-  return within(new Promise<Args>((resolve) => hub.once(event, ((...args: Args) => resolve(args)) as never)), 5000, what);
+  return within(
+    new Promise<Args>((resolve) => hub.once(event, ((...args: Args) => resolve(args)) as never)),
+    5000,
+    what,
+  );
 }
 
 test('emits connection with the client and the upgrade request, and lists the client', async (t) => {
@@ -23,7 +37,10 @@ test('emits connection with the client and the upgrade request, and lists the cl
   const [client, req] = await connected;
   assert.match(client.id, /^[A-Za-z0-9_-]{21}$/, 'a nanoid');
   assert.equal(req?.url, '/ws?room=1');
-  assert.deepEqual([client.remoteAddress, client.protocol, client.data, client.connected, [...client.rooms]], ['127.0.0.1', '', undefined, true, []]);
+  assert.deepEqual(
+    [client.remoteAddress, client.protocol, client.data, client.connected, [...client.rooms]],
+    ['127.0.0.1', '', undefined, true, []],
+  );
   assert.equal(hub.clients.size, 1);
   assert.equal(hub.clients.get(client.id), client);
   assert.equal(hub.clients.has(client.id), true);
@@ -52,7 +69,7 @@ test('a connection listener can greet its client, or turn it away', async (t) =>
   assert.deepEqual([...hub.clients.keys()], ['a']);
 });
 
-test('hub.cluster reports this node\'s presence with the in-memory adapter', async (t) => {
+test("hub.cluster reports this node's presence with the in-memory adapter", async (t) => {
   const { hub, url } = await startHub(t, { id: idFromQuery });
   await connect(t, `${url}?id=a`);
   await connect(t, `${url}?id=b`);
@@ -75,7 +92,10 @@ test('options.id supplies the client id; a taken id is refused with 409, a faili
   assert.equal(await refusedStatus(`${url}?id=alice`), 409);
   assert.equal(await refusedStatus(`${url}?id=throw`), 500);
   assert.equal(await refusedStatus(`${url}?id=empty`), 500);
-  assert.deepEqual(errors, ['id lookup failed', 'options.id must return a non-empty string, got string']);
+  assert.deepEqual(errors, [
+    'id lookup failed',
+    'options.id must return a non-empty string, got string',
+  ]);
   assert.deepEqual([...hub.clients.keys()], ['alice']);
 });
 
@@ -104,9 +124,15 @@ test('unregister throws a RangeError for a code or reason ws cannot send and kee
   const { hub, url } = await startHub(t, { id: idFromQuery });
   const a = await connect(t, `${url}?id=a`);
   for (const code of [999, 1004, 1005, 1006, 1015, 2000, 5000, 4000.5]) {
-    assert.throws(() => hub.unregister('a', code), new RegExp(`^RangeError: invalid close code ${code}: use 1000, 1001-1014 or 3000-4999$`));
+    assert.throws(
+      () => hub.unregister('a', code),
+      new RegExp(`^RangeError: invalid close code ${code}: use 1000, 1001-1014 or 3000-4999$`),
+    );
   }
-  assert.throws(() => hub.unregister('a', 4000, 'x'.repeat(124)), /^RangeError: close reason must be at most 123 bytes$/);
+  assert.throws(
+    () => hub.unregister('a', 4000, 'x'.repeat(124)),
+    /^RangeError: close reason must be at most 123 bytes$/,
+  );
   assert.equal(hub.clients.size, 1);
   assert.equal((await a.request('heart_beat')).code, 0);
 });
@@ -155,7 +181,15 @@ test('stats() counts clients, messages and bytes each way, and errors', async (t
       },
     },
   });
-  assert.deepEqual(hub.stats(), { clients: 0, messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, errors: 0 });
+  assert.deepEqual(hub.stats(), {
+    clients: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    dropped: 0,
+    errors: 0,
+  });
   const a = await connect(t, `${url}?id=a`);
   await connect(t, `${url}?id=b`);
   const sent = ['{"actioncode":"heart_beat","id":1}', '{"actioncode":"boom","id":2}', 'not json'];
@@ -209,8 +243,14 @@ test('close() delivers what was queued just before it, then closes everyone with
 test('close() takes a code and reason, and refuses bad ones', async (t) => {
   const { hub, url } = await startHub(t);
   const c = await connect(t, url);
-  assert.throws(() => hub.close({ code: 1006 }), /^RangeError: invalid close code 1006: use 1000, 1001-1014 or 3000-4999$/);
-  assert.throws(() => hub.close({ timeout: -1 }), /^RangeError: close timeout must be a finite number of ms >= 0, got -1$/);
+  assert.throws(
+    () => hub.close({ code: 1006 }),
+    /^RangeError: invalid close code 1006: use 1000, 1001-1014 or 3000-4999$/,
+  );
+  assert.throws(
+    () => hub.close({ timeout: -1 }),
+    /^RangeError: close timeout must be a finite number of ms >= 0, got -1$/,
+  );
   assert.equal(hub.clients.size, 1, 'a refused close() changes nothing');
   await within(hub.close({ code: 4100, reason: 'maintenance' }), 5000, 'close()');
   assert.deepEqual(await c.closed(), { code: 4100, reason: 'maintenance' });
@@ -232,7 +272,9 @@ test('while close() waits for a peer, upgrades get 503; after timeout the peer i
 
 test('a throwing event listener does not break the registry or the connection', async (t) => {
   const logged: string[] = [];
-  const { hub, url } = await startHub(t, { logger: { error: (_obj: unknown, msg: unknown) => logged.push(String(msg)) } });
+  const { hub, url } = await startHub(t, {
+    logger: { error: (_obj: unknown, msg: unknown) => logged.push(String(msg)) },
+  });
   hub.on('connection', () => {
     throw new Error('listener bug');
   });

@@ -4,14 +4,20 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { createManager } from '../src/index.ts';
-import { MAX_ACTIONCODE_LENGTH, MAX_CLIENT_IDS, MAX_ID_LENGTH, parseInbound } from '../src/protocol.ts';
+import {
+  MAX_ACTIONCODE_LENGTH,
+  MAX_CLIENT_IDS,
+  MAX_ID_LENGTH,
+  parseInbound,
+} from '../src/protocol.ts';
 import { MAX_ROOM_LENGTH } from '../src/manager.ts';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
 import { connect, type Reply } from './helpers/client.ts';
 
 assertNoLeaks();
 
-const idFromQuery = (req: IncomingMessage) => new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
+const idFromQuery = (req: IncomingMessage) =>
+  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
 const invalid = (msg: string, actioncode: string, id?: string | number): Reply => ({
   code: 1,
   msg,
@@ -21,37 +27,73 @@ const invalid = (msg: string, actioncode: string, id?: string | number): Reply =
 });
 
 test('the caps are 64-character ids, 128-character action codes and 1,000 client_ids', () => {
-  assert.deepEqual([MAX_ID_LENGTH, MAX_ACTIONCODE_LENGTH, MAX_CLIENT_IDS, MAX_ROOM_LENGTH], [64, 128, 1000, 256]);
-  const at = parseInbound(JSON.stringify({ actioncode: 'a'.repeat(128), id: 'i'.repeat(64), client_ids: Array(1000).fill('x') }));
+  assert.deepEqual(
+    [MAX_ID_LENGTH, MAX_ACTIONCODE_LENGTH, MAX_CLIENT_IDS, MAX_ROOM_LENGTH],
+    [64, 128, 1000, 256],
+  );
+  const at = parseInbound(
+    JSON.stringify({
+      actioncode: 'a'.repeat(128),
+      id: 'i'.repeat(64),
+      client_ids: Array(1000).fill('x'),
+    }),
+  );
   assert.ok(!('fault' in at), 'exactly at each cap is accepted');
 });
 
 test('an id over 64 characters, an actioncode over 128 and more than 1,000 client_ids get code 1, echoing nothing long', async (t) => {
   let calls = 0;
-  const { url } = await startHub(t, { clientFanout: true, actions: { echo: (data: unknown) => (calls++, data) } });
+  const { url } = await startHub(t, {
+    clientFanout: true,
+    actions: { echo: (data: unknown) => (calls++, data) },
+  });
   const c = await connect(t, url);
   const send = async (message: Record<string, unknown>) => {
     c.raw(JSON.stringify(message));
     return c.next(`reply to ${JSON.stringify(message).slice(0, 60)}`);
   };
-  assert.deepEqual(await send({ actioncode: 'echo', id: 'x'.repeat(65) }), invalid('id must be at most 64 characters', 'echo'));
-  assert.deepEqual(await send({ actioncode: 'e'.repeat(129), id: 3 }), invalid('actioncode must be at most 128 characters', '', 3));
   assert.deepEqual(
-    await send({ actioncode: 'echo', id: 4, client_ids: Array.from({ length: 1001 }, (_, i) => `c${i}`) }),
+    await send({ actioncode: 'echo', id: 'x'.repeat(65) }),
+    invalid('id must be at most 64 characters', 'echo'),
+  );
+  assert.deepEqual(
+    await send({ actioncode: 'e'.repeat(129), id: 3 }),
+    invalid('actioncode must be at most 128 characters', '', 3),
+  );
+  assert.deepEqual(
+    await send({
+      actioncode: 'echo',
+      id: 4,
+      client_ids: Array.from({ length: 1001 }, (_, i) => `c${i}`),
+    }),
     invalid('client_ids must have at most 1000 entries', 'echo', 4),
   );
   // A long actioncode is not echoed in any fault.
-  assert.deepEqual(await send({ actioncode: 'e'.repeat(129), id: {} }), invalid('id must be a string or a finite number', ''));
+  assert.deepEqual(
+    await send({ actioncode: 'e'.repeat(129), id: {} }),
+    invalid('id must be a string or a finite number', ''),
+  );
   assert.equal(calls, 0);
-  assert.deepEqual(await c.request('echo', 'ok'), { code: 0, msg: 'success', actioncode: 'echo', data: 'ok', id: 1 });
+  assert.deepEqual(await c.request('echo', 'ok'), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'echo',
+    data: 'ok',
+    id: 1,
+  });
 });
 
 test('a 900 KiB id on a fanned-out heart_beat is refused and reaches no other client', async (t) => {
   const { url } = await startHub(t, { clientFanout: true, id: idFromQuery });
   const sender = await connect(t, `${url}?id=sender`);
   const others = await Promise.all(['a', 'b', 'c'].map((n) => connect(t, `${url}?id=${n}`)));
-  sender.raw(JSON.stringify({ actioncode: 'heart_beat', id: 'x'.repeat(900 * 1024), is_broadcast: true }));
-  assert.deepEqual(await sender.next('refusal'), invalid('id must be at most 64 characters', 'heart_beat'));
+  sender.raw(
+    JSON.stringify({ actioncode: 'heart_beat', id: 'x'.repeat(900 * 1024), is_broadcast: true }),
+  );
+  assert.deepEqual(
+    await sender.next('refusal'),
+    invalid('id must be at most 64 characters', 'heart_beat'),
+  );
   for (const other of others) assert.deepEqual(await other.barrier(), [], 'nothing fanned out');
 });
 
@@ -81,7 +123,10 @@ test('joining past maxRoomsPerClient throws a RangeError naming the cap; rejoini
   const { hub, url } = await startHub(t, { id: idFromQuery, maxRoomsPerClient: 3 });
   await connect(t, `${url}?id=a`);
   for (const room of ['r1', 'r2', 'r3', 'r3']) assert.equal(hub.join('a', room), true);
-  assert.throws(() => hub.join('a', 'r4'), /^RangeError: client "a" is already in 3 rooms, the most options.maxRoomsPerClient allows$/);
+  assert.throws(
+    () => hub.join('a', 'r4'),
+    /^RangeError: client "a" is already in 3 rooms, the most options.maxRoomsPerClient allows$/,
+  );
   assert.equal(hub.join('a', 'r1'), true, 'a room it is in already');
   hub.leave('a', 'r2');
   assert.equal(hub.join('a', 'r4'), true);

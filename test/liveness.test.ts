@@ -36,10 +36,14 @@ function watchIntervals(t: TestContext): { created: () => number; live: Set<unkn
 }
 
 const pings = (c: TestClient, n: number, what: string) =>
-  within(new Promise<void>((r) => {
-    let seen = 0;
-    c.ws.on('ping', () => ++seen === n && r());
-  }), 5000, what);
+  within(
+    new Promise<void>((r) => {
+      let seen = 0;
+      c.ws.on('ping', () => ++seen === n && r());
+    }),
+    5000,
+    what,
+  );
 
 test('a peer that never answers pings is terminated and unregistered within two intervals; a live one stays', async (t) => {
   const interval = 100;
@@ -50,8 +54,14 @@ test('a peer that never answers pings is terminated and unregistered within two 
   let deadPings = 0;
   dead.ws.on('ping', () => deadPings++);
   const deadId = [...hub.clients.keys()][1]!;
-  const gone = new Promise<[string, number, string]>((r) => hub.once('disconnect', (c, code, reason) => r([c.id, code, reason])));
-  assert.deepEqual(await within(gone, 2 * interval + 500, 'the dead peer to be dropped'), [deadId, 1006, 'heartbeat timeout']);
+  const gone = new Promise<[string, number, string]>((r) =>
+    hub.once('disconnect', (c, code, reason) => r([c.id, code, reason])),
+  );
+  assert.deepEqual(await within(gone, 2 * interval + 500, 'the dead peer to be dropped'), [
+    deadId,
+    1006,
+    'heartbeat timeout',
+  ]);
   const elapsed = performance.now() - started;
   assert.ok(elapsed >= interval - 5, `dropped after ${elapsed.toFixed(0)} ms, before one interval`);
   assert.equal((await dead.closed()).code, 1006);
@@ -61,7 +71,13 @@ test('a peer that never answers pings is terminated and unregistered within two 
   // The live peer answers every round and stays.
   await pings(live, 3, 'three more pings to the live peer');
   assert.equal(hub.clients.size, 1);
-  assert.deepEqual(await live.request('heart_beat'), { code: 0, msg: 'success', actioncode: 'heart_beat', data: true, id: 1 });
+  assert.deepEqual(await live.request('heart_beat'), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'heart_beat',
+    data: true,
+    id: 1,
+  });
 });
 
 test('an application heart_beat keeps a peer alive that does not answer protocol pings', async (t) => {
@@ -91,7 +107,11 @@ test('2,000 connections opened, then half closed and half terminated, leave no c
   for (let i = 0; i < N; i += 250) {
     const batch = Array.from({ length: Math.min(250, N - i) }, () => new TestClient(url));
     clients.push(...batch);
-    await within(Promise.all(batch.map((c) => c.opened)), 10_000, `connections ${i}..${i + batch.length}`);
+    await within(
+      Promise.all(batch.map((c) => c.opened)),
+      10_000,
+      `connections ${i}..${i + batch.length}`,
+    );
   }
   t.after(() => clients.forEach((c) => c.close()));
   assert.equal(hub.clients.size, N);

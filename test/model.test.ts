@@ -13,8 +13,23 @@ import { startRedis } from './helpers/redis.ts';
 import type { MClient, Model } from './helpers/model.ts';
 import { finish, settle, setup, teardown, type Real } from './helpers/model-run.ts';
 import {
-  adoptAgainCmd, appCloseCmd, broadcastCmd, closeCmd, connect, connectCmd, FORGERIES, forgeCmd, freezeCmd, floodCmd, hasCmd,
-  messageCmd, redisCmd, roomCmd, sendCmd, thawCmd, unregisterCmd,
+  adoptAgainCmd,
+  appCloseCmd,
+  broadcastCmd,
+  closeCmd,
+  connect,
+  connectCmd,
+  FORGERIES,
+  forgeCmd,
+  freezeCmd,
+  floodCmd,
+  hasCmd,
+  messageCmd,
+  redisCmd,
+  roomCmd,
+  sendCmd,
+  thawCmd,
+  unregisterCmd,
 } from './helpers/model-commands.ts';
 
 assertNoLeaks();
@@ -45,7 +60,8 @@ type Commands = Iterable<fc.AsyncCommand<Model, Real, boolean>>;
 /** Runs one generated sequence on fresh hubs; a failure also lists what each command resolved to. */
 async function runOnce(model: Model, real: Real, start: Start, cmds: Commands): Promise<void> {
   try {
-    for (const [node, kind, room] of start) real.trace.push(`start: ${await connect(model, real, node, kind, room)}`);
+    for (const [node, kind, room] of start)
+      real.trace.push(`start: ${await connect(model, real, node, kind, room)}`);
     await settle(model, real);
     await fc.asyncModelRun(() => ({ model, real }), cmds);
     real.trace.push('finish: resume every paused client, then hub.close()');
@@ -63,11 +79,27 @@ async function runOnce(model: Model, real: Real, start: Start, cmds: Commands): 
 test('one hub: each client receives exactly what the model predicts through connects, closes, kicks, bad frames and paused readers', async (t) => {
   const caught = trapCrashes(t);
   const commands = [
-    connectCmd(0, 'upgrade'), connectCmd(0, 'adopted'), closeCmd, unregisterCmd, adoptAgainCmd, appCloseCmd,
-    broadcastCmd, broadcastCmd, sendCmd, roomCmd, roomCmd, messageCmd(ZOMBIE_SENDS), messageCmd(ZOMBIE_SENDS),
-    freezeCmd, floodCmd, thawCmd,
+    connectCmd(0, 'upgrade'),
+    connectCmd(0, 'adopted'),
+    closeCmd,
+    unregisterCmd,
+    adoptAgainCmd,
+    appCloseCmd,
+    broadcastCmd,
+    broadcastCmd,
+    sendCmd,
+    roomCmd,
+    roomCmd,
+    messageCmd(ZOMBIE_SENDS),
+    messageCmd(ZOMBIE_SENDS),
+    freezeCmd,
+    floodCmd,
+    thawCmd,
   ];
-  const start: Start = [[0, 'upgrade', 'red'], [0, 'adopted', 'blue']];
+  const start: Start = [
+    [0, 'upgrade', 'red'],
+    [0, 'adopted', 'blue'],
+  ];
   await fc.assert(
     fc.asyncProperty(
       fc.constantFrom('close' as const, 'drop' as const),
@@ -88,11 +120,29 @@ test('two nodes over Redis: deliveries cross nodes while Redis is up and stay lo
   t.after(() => redis.close());
   const forgeries = FORGERIES.filter((f) => FORGERIES_FIXED || f.ignoredToday);
   const commands = [
-    connectCmd(0, 'upgrade'), connectCmd(1, 'upgrade'), closeCmd, unregisterCmd, broadcastCmd, broadcastCmd, sendCmd,
-    roomCmd, roomCmd, messageCmd(ZOMBIE_SENDS), messageCmd(ZOMBIE_SENDS), redisCmd, redisCmd, hasCmd, forgeCmd(forgeries),
+    connectCmd(0, 'upgrade'),
+    connectCmd(1, 'upgrade'),
+    closeCmd,
+    unregisterCmd,
+    broadcastCmd,
+    broadcastCmd,
+    sendCmd,
+    roomCmd,
+    roomCmd,
+    messageCmd(ZOMBIE_SENDS),
+    messageCmd(ZOMBIE_SENDS),
+    redisCmd,
+    redisCmd,
+    hasCmd,
+    forgeCmd(forgeries),
   ];
   // both nodes host members of both busy rooms
-  const start: Start = [[0, 'upgrade', 'red'], [1, 'upgrade', 'red'], [0, 'upgrade', 'blue'], [1, 'upgrade', 'blue']];
+  const start: Start = [
+    [0, 'upgrade', 'red'],
+    [1, 'upgrade', 'red'],
+    [0, 'upgrade', 'blue'],
+    [1, 'upgrade', 'blue'],
+  ];
   await fc.assert(
     fc.asyncProperty(fc.commands(commands, { maxCommands: 12, size: 'max' }), async (cmds) => {
       const { model, real } = await setup(caught, 'close', redis);

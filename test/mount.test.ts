@@ -13,7 +13,12 @@ import { within } from './helpers/wait.ts';
 
 assertNoLeaks();
 
-const push = (actioncode: string, data: unknown): Reply => ({ code: 0, msg: 'success', actioncode, data });
+const push = (actioncode: string, data: unknown): Reply => ({
+  code: 0,
+  msg: 'success',
+  actioncode,
+  data,
+});
 
 /**
  * A bare http.Server on 127.0.0.1:0 and managers made for it. At test end the managers close first,
@@ -26,7 +31,11 @@ async function mount(t: TestContext) {
   const hubs: Manager[] = [];
   await listen(s);
   t.after(async () => {
-    await within(Promise.all(hubs.map((h) => h.close({ timeout: 500 }))), 5000, 'managers to close');
+    await within(
+      Promise.all(hubs.map((h) => h.close({ timeout: 500 }))),
+      5000,
+      'managers to close',
+    );
     for (const socket of sockets) socket.destroy();
     await closeServer(s);
   });
@@ -51,7 +60,8 @@ test('two managers on one server serve /a and /b, refuse /c with 404 and keep se
   assert.equal(s.listenerCount('upgrade'), 1, 'one shared upgrade listener');
   const ca = await connect(t, `${base}/a`);
   const cb = await connect(t, `${base}/b`);
-  for (const path of ['/c', '/', '/a/', '/ab', '/b/x', '/A']) assert.equal(await refusedStatus(`${base}${path}`), 404, path);
+  for (const path of ['/c', '/', '/a/', '/ab', '/b/x', '/A'])
+    assert.equal(await refusedStatus(`${base}${path}`), 404, path);
   assert.deepEqual(await ca.request('whoami'), { ...push('whoami', 'a'), id: 1 });
   assert.deepEqual(await cb.request('whoami'), { ...push('whoami', 'b'), id: 1 });
   assert.deepEqual([a.clients.size, b.clients.size], [1, 1]);
@@ -82,7 +92,11 @@ test('the detach function stops new upgrades on that path only and is idempotent
   detachB();
   assert.equal(s.listenerCount('upgrade'), 0, 'the shared listener goes with the last manager');
   a.handle(s, '/a');
-  assert.equal((await (await connect(t, `${base}/a`)).request('whoami')).data, 'a', 'a manager can mount again');
+  assert.equal(
+    (await (await connect(t, `${base}/a`)).request('whoami')).data,
+    'a',
+    'a manager can mount again',
+  );
 });
 
 test('leaves other paths to another upgrade listener on the same server', async (t) => {
@@ -91,7 +105,8 @@ test('leaves other paths to another upgrade listener on the same server', async 
   t.after(() => other.close());
   other.on('connection', (ws) => ws.send('other says hi'));
   s.on('upgrade', (req: IncomingMessage, socket, head) => {
-    if (req.url === '/other') other.handleUpgrade(req, socket, head, (ws) => other.emit('connection', ws, req));
+    if (req.url === '/other')
+      other.handleUpgrade(req, socket, head, (ws) => other.emit('connection', ws, req));
   });
   const hub = manager('hub');
   hub.handle(s, '/ws');
@@ -116,8 +131,14 @@ test('handle() throws for a taken path, a bad path, a non-server, or after close
   const b = manager('b');
   a.handle(s, '/x');
   assert.throws(() => b.handle(s, '/x'), /^Error: a manager already handles \/x on this server$/);
-  assert.throws(() => b.handle(s, 'x'), /^TypeError: path must be a string starting with "\/", got "x"$/);
-  assert.throws(() => b.handle({} as never, '/y'), /^TypeError: handle\(\) needs an http\.Server or https\.Server$/);
+  assert.throws(
+    () => b.handle(s, 'x'),
+    /^TypeError: path must be a string starting with "\/", got "x"$/,
+  );
+  assert.throws(
+    () => b.handle({} as never, '/y'),
+    /^TypeError: handle\(\) needs an http\.Server or https\.Server$/,
+  );
   await b.close();
   assert.throws(() => b.handle(s, '/y'), /^Error: handle\(\) called after close\(\)$/);
 });
@@ -152,9 +173,15 @@ test('register() adopts a socket from a separate WebSocketServer: replies and br
   const { url, adopted } = await foreign(t, false);
   const c = await connect(t, url);
   const ws = await within(adopted, 5000, 'foreign connection');
-  assert.ok(rawSocket(ws), 'rawSocket() finds the socket of a ws WebSocket: the fast path is in use');
+  assert.ok(
+    rawSocket(ws),
+    'rawSocket() finds the socket of a ws WebSocket: the fast path is in use',
+  );
   const client: Client<{ n: number }> = hub.register(ws, { id: 'ext', data: { n: 1 } });
-  assert.deepEqual([client.id, client.data, client.remoteAddress, client.protocol], ['ext', { n: 1 }, '127.0.0.1', '']);
+  assert.deepEqual(
+    [client.id, client.data, client.remoteAddress, client.protocol],
+    ['ext', { n: 1 }, '127.0.0.1', ''],
+  );
   assert.deepEqual(connections, [['ext', undefined]]);
   assert.deepEqual(await c.request('whoami'), { ...push('whoami', ['ext', { n: 1 }]), id: 1 });
   const other = await connect(t, hubUrl);
@@ -187,8 +214,14 @@ test('register() refuses a taken id, a non-socket, and calls after close()', asy
   const { url, adopted } = await foreign(t, false);
   await connect(t, url);
   const ws = await within(adopted, 5000, 'foreign connection');
-  assert.throws(() => hub.register(ws, { id: 'taken' }), /^Error: client id "taken" is already registered$/);
-  assert.throws(() => hub.register(ws, { id: '' }), /^TypeError: register\(\) init\.id must be a non-empty string$/);
+  assert.throws(
+    () => hub.register(ws, { id: 'taken' }),
+    /^Error: client id "taken" is already registered$/,
+  );
+  assert.throws(
+    () => hub.register(ws, { id: '' }),
+    /^TypeError: register\(\) init\.id must be a non-empty string$/,
+  );
   assert.throws(() => hub.register({} as never), /^TypeError: register\(\) needs a ws WebSocket$/);
   await hub.close({ timeout: 500 });
   assert.throws(() => hub.register(ws), /^Error: register\(\) called after close\(\)$/);
@@ -218,7 +251,11 @@ test('handle() serves an https.Server (wss://)', async (t) => {
   const s = createHttpsServer(tls);
   const hub = createManager({ actions: { secure: () => 'yes' } });
   hub.handle(s, '/ws');
-  await within(new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve)), 5000, 'https listen');
+  await within(
+    new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve)),
+    5000,
+    'https listen',
+  );
   t.after(async () => {
     await within(hub.close({ timeout: 500 }), 5000, 'hub.close()');
     s.closeAllConnections();

@@ -28,7 +28,8 @@ function exec(file: string, args: string[], ms = 30_000): Promise<Ran> {
   const ran = new Promise<Ran>((resolve, reject) => {
     execFile(file, args, { cwd: ROOT, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      if (err && code === -1) reject(err);
+      if (err && code === -1)
+        reject(err as Error); // ExecFileException is an Error
       else resolve({ code, stdout, stderr });
     });
   });
@@ -39,10 +40,21 @@ const node = (args: string[]) => exec(process.execPath, args);
 const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
 
 before(() => {
-  assert.ok(existsSync(join(ROOT, 'dist/index.js')), 'dist/ is missing: run `npm run build` first (npm test does)');
+  assert.ok(
+    existsSync(join(ROOT, 'dist/index.js')),
+    'dist/ is missing: run `npm run build` first (npm test does)',
+  );
 });
 
-const VALUES = ['CloseCode', 'Code', 'HubError', 'InMemoryAdapter', 'createManager', 'toCamel', 'toSnake'];
+const VALUES = [
+  'CloseCode',
+  'Code',
+  'HubError',
+  'InMemoryAdapter',
+  'createManager',
+  'toCamel',
+  'toSnake',
+];
 
 test("require('wshub') by name from CommonJS gets the same module instance as import()", async () => {
   const script = `
@@ -103,14 +115,19 @@ test('the root entry never loads the redis adapter or the redis client', async (
     if (seen.has(file)) return;
     seen.add(file);
     const text = await readFile(join(ROOT, 'dist', file), 'utf8');
-    for (const [, spec] of text.matchAll(/(?:^|;|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) {
+    for (const [, spec] of text.matchAll(
+      /(?:^|;|\n)\s*(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g,
+    )) {
       if (spec === undefined) continue;
       if (spec.startsWith('.')) await walk(join(file, '..', spec));
       else external.add(spec.replace(/^node:.*/, 'node:'));
     }
   };
   await walk('index.js');
-  assert.ok(!seen.has('redis.js'), `dist/redis.js reached from index.js via ${[...seen].join(', ')}`);
+  assert.ok(
+    !seen.has('redis.js'),
+    `dist/redis.js reached from index.js via ${[...seen].join(', ')}`,
+  );
   assert.deepEqual([...external].sort(), ['eventemitter3', 'nanoid', 'node:', 'ws']);
 });
 
@@ -122,13 +139,30 @@ test('the tarball holds only dist, README.md, CHANGELOG.md, LICENSE and package.
   const dir = await mkdtemp(join(tmpdir(), 'wshub-pack-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   // --ignore-scripts: `prepack` would rebuild dist/ under the other test files' feet.
-  const packed = await exec('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir]);
+  const packed = await exec('npm', [
+    'pack',
+    '--ignore-scripts',
+    '--json',
+    '--pack-destination',
+    dir,
+  ]);
   assert.equal(packed.code, 0, packed.stderr);
   const [info] = JSON.parse(packed.stdout) as { filename: string; files: { path: string }[] }[];
   const files = info!.files.map((f) => f.path);
-  const outside = files.filter((f) => !f.startsWith('dist/') && !['README.md', 'CHANGELOG.md', 'LICENSE', 'package.json'].includes(f));
+  const outside = files.filter(
+    (f) =>
+      !f.startsWith('dist/') &&
+      !['README.md', 'CHANGELOG.md', 'LICENSE', 'package.json'].includes(f),
+  );
   assert.deepEqual(outside, [], 'only what users need');
-  for (const f of ['README.md', 'CHANGELOG.md', 'LICENSE', 'package.json', 'dist/index.js', 'dist/index.d.ts']) {
+  for (const f of [
+    'README.md',
+    'CHANGELOG.md',
+    'LICENSE',
+    'package.json',
+    'dist/index.js',
+    'dist/index.d.ts',
+  ]) {
     assert.ok(files.includes(f), `the tarball has ${f}`);
   }
   assert.ok(!files.some((f) => f.endsWith('.tsbuildinfo')), 'no build info');
@@ -139,7 +173,10 @@ test('the tarball holds only dist, README.md, CHANGELOG.md, LICENSE and package.
   assert.doesNotMatch(lint.stdout, /Errors:|Warnings:|Suggestions:/, lint.stdout);
 
   const types = await exec(bin('attw'), [tarball, '--profile', 'esm-only', '--format', 'json']);
-  const report = JSON.parse(types.stdout) as { problems?: unknown[]; analysis?: { problems?: unknown[] } };
+  const report = JSON.parse(types.stdout) as {
+    problems?: unknown[];
+    analysis?: { problems?: unknown[] };
+  };
   const problems = report.problems ?? report.analysis?.problems ?? [];
   assert.equal(types.code, 0, `attw problems:\n${JSON.stringify(problems, null, 2)}`);
 });

@@ -6,7 +6,15 @@ import { createCluster } from 'redis';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
 import type { TestClient } from './helpers/client.ts';
 import { startRedisCluster, type RedisCluster } from './helpers/redis-cluster.ts';
-import { Arrivals, Log, actions, clientsOn, expectOnly, push, type HubNode } from './helpers/nodes.ts';
+import {
+  Arrivals,
+  Log,
+  actions,
+  clientsOn,
+  expectOnly,
+  push,
+  type HubNode,
+} from './helpers/nodes.ts';
 import { within } from './helpers/wait.ts';
 import { createRedisAdapter } from '../src/redis.ts';
 
@@ -69,10 +77,19 @@ async function startNode(t: TestContext, prefix: string, options: ClientOptions)
 }
 
 /** `n` nodes on one prefix, each having seen every other: their cluster channels are subscribed. */
-async function startNodes(t: TestContext, n: number, options: ClientOptions = {}, prefix = nanoid()): Promise<Node[]> {
+async function startNodes(
+  t: TestContext,
+  n: number,
+  options: ClientOptions = {},
+  prefix = nanoid(),
+): Promise<Node[]> {
   const nodes: Node[] = [];
   for (let i = 0; i < n; i++) nodes.push(await startNode(t, prefix, options));
-  await within(Promise.all(nodes.map((node) => node.log.count('wshub: cluster node up', n - 1))), 5000, 'cluster formed');
+  await within(
+    Promise.all(nodes.map((node) => node.log.count('wshub: cluster node up', n - 1))),
+    5000,
+    'cluster formed',
+  );
   return nodes;
 }
 
@@ -121,12 +138,26 @@ test('every delivery kind reaches every node exactly once over sharded pub/sub o
   assert.equal(await a.hub.cluster.size(), 6);
   assert.equal(await b.hub.cluster.size(), 6);
   assert.deepEqual(
-    [await cluster.shardSubscribers(`${a.prefix}:room:${red}`), await cluster.shardSubscribers(`${a.prefix}:room:${green}`), await cluster.shardSubscribers(`${a.prefix}:room:${blue}`)],
+    [
+      await cluster.shardSubscribers(`${a.prefix}:room:${red}`),
+      await cluster.shardSubscribers(`${a.prefix}:room:${green}`),
+      await cluster.shardSubscribers(`${a.prefix}:room:${blue}`),
+    ],
     [2, 1, 2],
   );
   const inRooms = { a0: [red], b0: [red], c0: [green], c1: [blue], b1: [blue] };
   cc.hub.broadcast('paint', 'all rooms', { rooms, except: ['b1'] });
-  await expectOnly(cc, c, { a0: [push('paint', 'all rooms')], b0: [push('paint', 'all rooms')], c0: [push('paint', 'all rooms')], c1: [push('paint', 'all rooms')] }, inRooms);
+  await expectOnly(
+    cc,
+    c,
+    {
+      a0: [push('paint', 'all rooms')],
+      b0: [push('paint', 'all rooms')],
+      c0: [push('paint', 'all rooms')],
+      c1: [push('paint', 'all rooms')],
+    },
+    inRooms,
+  );
 
   // to + rooms: one copy per client even where a client is both named and a member
   a.hub.broadcast('mix', 1, { to: ['c1', 'b0', 'a1'], rooms: [blue] });
@@ -142,12 +173,25 @@ test('every delivery kind reaches every node exactly once over sharded pub/sub o
 
   // client_ids and is_broadcast from a client
   // a0's second request (after its join), b1's first: the sender's reply keeps its id, copies are pushes
-  assert.deepEqual(await c.a0!.request('echo', 'x', { client_ids: ['b0', 'c1', 'a0'] }), { ...push('echo', 'x'), id: 2 });
+  assert.deepEqual(await c.a0!.request('echo', 'x', { client_ids: ['b0', 'c1', 'a0'] }), {
+    ...push('echo', 'x'),
+    id: 2,
+  });
   await expectOnly(a, c, { b0: [push('echo', 'x')], c1: [push('echo', 'x')] });
-  assert.deepEqual(await c.b1!.request('echo', 'y', { is_broadcast: true }), { ...push('echo', 'y'), id: 1 });
-  await expectOnly(b, c, Object.fromEntries(['a0', 'a1', 'b0', 'c0', 'c1'].map((id) => [id, [push('echo', 'y')]])));
+  assert.deepEqual(await c.b1!.request('echo', 'y', { is_broadcast: true }), {
+    ...push('echo', 'y'),
+    id: 1,
+  });
+  await expectOnly(
+    b,
+    c,
+    Object.fromEntries(['a0', 'a1', 'b0', 'c0', 'c1'].map((id) => [id, [push('echo', 'y')]])),
+  );
 
-  assert.deepEqual(nodes.flatMap((n) => n.errors), []);
+  assert.deepEqual(
+    nodes.flatMap((n) => n.errors),
+    [],
+  );
 });
 
 test('presence is cluster-wide on a Redis Cluster: size() and has() see every node', async (t) => {
@@ -159,10 +203,17 @@ test('presence is cluster-wide on a Redis Cluster: size() and has() see every no
   assert.equal(await b.hub.cluster.has('b0'), true);
   assert.equal(await cc.hub.cluster.has('nobody'), false);
   c.a1!.close();
-  await within(new Promise((resolve) => a.hub.once('disconnect', resolve)), 5000, 'a1 disconnect on node a');
+  await within(
+    new Promise((resolve) => a.hub.once('disconnect', resolve)),
+    5000,
+    'a1 disconnect on node a',
+  );
   assert.equal(await cc.hub.cluster.size(), 5);
   assert.equal(await b.hub.cluster.has('a1'), false);
-  assert.deepEqual(nodes.flatMap((n) => n.errors), []);
+  assert.deepEqual(
+    nodes.flatMap((n) => n.errors),
+    [],
+  );
 });
 
 // --- topology changes in the middle of a stream ---
@@ -219,9 +270,13 @@ async function streamThrough(
   options: ClientOptions = {},
 ): Promise<Outcome & { stage: Stage }> {
   const view = await cluster.view();
-  const withReplica = (port: number) => view.some((v) => v.master === view.find((m) => m.port === port)!.id && !v.flags.includes('fail'));
+  const withReplica = (port: number) =>
+    view.some(
+      (v) => v.master === view.find((m) => m.port === port)!.id && !v.flags.includes('fail'),
+    );
   let prefix = nanoid();
-  while (!withReplica(await cluster.masterOf(await cluster.slot(`${prefix}:all`)))) prefix = nanoid();
+  while (!withReplica(await cluster.masterOf(await cluster.slot(`${prefix}:all`))))
+    prefix = nanoid();
   const nodes = (await startNodes(t, 3, options, prefix)) as [Node, Node, Node];
   const [a, b, cc] = nodes;
   const clients = await clientsOn(t, nodes, 2);
@@ -235,7 +290,14 @@ async function streamThrough(
   const master = await cluster.masterOf(await cluster.slot(`${prefix}:all`));
   const room = [...rooms].find(([, m]) => m === master)![0];
   const control = [...rooms].find(([, m]) => m !== master)![0];
-  const stage: Stage = { nodes, clients, rooms, room, slot: await cluster.slot(`${prefix}:room:${room}`), master };
+  const stage: Stage = {
+    nodes,
+    clients,
+    rooms,
+    room,
+    slot: await cluster.slot(`${prefix}:room:${room}`),
+    master,
+  };
   const members = [new Arrivals(clients.b0!, 'seq'), new Arrivals(clients.c0!, 'seq')];
   const controls = [new Arrivals(clients.b0!, 'ctl'), new Arrivals(clients.c0!, 'ctl')];
 
@@ -245,7 +307,8 @@ async function streamThrough(
     a.hub.broadcast('seq', n++, { rooms: [room] });
   }, 5);
   t.after(() => clearInterval(timer));
-  for (const m of [...members, ...controls]) await m.first((v) => v >= 20, 5000, 'the stream before the disruption');
+  for (const m of [...members, ...controls])
+    await m.first((v) => v >= 20, 5000, 'the stream before the disruption');
 
   const started = performance.now();
   const what = await disrupt(stage);
@@ -253,13 +316,19 @@ async function streamThrough(
   const after = n;
   // Resumes by itself: nothing below pokes the nodes or their clients.
   const limit = bound(settled);
-  const resumedAt = await Promise.all(members.map((m) => m.first((v) => v >= after, limit, `the stream after ${what}`)));
-  await Promise.all(controls.map((m) => m.first((v) => v >= after, limit, `the control room after ${what}`)));
+  const resumedAt = await Promise.all(
+    members.map((m) => m.first((v) => v >= after, limit, `the stream after ${what}`)),
+  );
+  await Promise.all(
+    controls.map((m) => m.first((v) => v >= after, limit, `the control room after ${what}`)),
+  );
   const end = n + 50;
-  for (const m of [...members, ...controls]) await m.first((v) => v >= end, 5000, 'fifty more numbers after the recovery');
+  for (const m of [...members, ...controls])
+    await m.first((v) => v >= end, 5000, 'fifty more numbers after the recovery');
   clearInterval(timer);
   const last = n - 1;
-  for (const m of [...members, ...controls]) await m.first((v) => v === last, 5000, 'the last number');
+  for (const m of [...members, ...controls])
+    await m.first((v) => v === last, 5000, 'the last number');
 
   let lost = 0;
   let reordered = 0;
@@ -269,11 +338,19 @@ async function streamThrough(
     reordered += got.filter((v, i) => i > 0 && v < got[i - 1]!).length;
     if (ORDER_THROUGH_TOPOLOGY_CHANGES) {
       const bad = got.findIndex((v, i) => i > 0 && v < got[i - 1]!);
-      assert.equal(bad, -1, `in publish order: ${got.slice(Math.max(0, bad - 5), bad + 5).join(' ')}`);
+      assert.equal(
+        bad,
+        -1,
+        `in publish order: ${got.slice(Math.max(0, bad - 5), bad + 5).join(' ')}`,
+      );
     }
     // Once the stream is back, nothing published is lost.
     const tail = got.filter((v) => v >= after).sort((x, y) => x - y);
-    assert.deepEqual(tail, Array.from({ length: last - tail[0]! + 1 }, (_, i) => tail[0]! + i), 'nothing lost once back');
+    assert.deepEqual(
+      tail,
+      Array.from({ length: last - tail[0]! + 1 }, (_, i) => tail[0]! + i),
+      'nothing lost once back',
+    );
     lost += last + 1 - got.length;
   }
   /** The end of the longest silence that ends after the disruption started. */
@@ -299,7 +376,8 @@ async function streamThrough(
       `control room silent for ${outcome.control} ms at most; ${lost} of ${outcome.total} copies lost, ${reordered} out of order`,
   );
   for (const m of [clients.b0!, clients.c0!]) {
-    for (const frame of await m.barrier()) assert.ok(frame.actioncode === 'seq' || frame.actioncode === 'ctl', frame.actioncode);
+    for (const frame of await m.barrier())
+      assert.ok(frame.actioncode === 'seq' || frame.actioncode === 'ctl', frame.actioncode);
   }
 
   // No subscription silently lost: every room, from every node, reaches both members once.
@@ -307,7 +385,13 @@ async function streamThrough(
   for (const from of nodes) {
     for (const name of names) from.hub.broadcast('check', name, { rooms: [name] });
     const each = names.map((name) => push('check', name));
-    await expectOnly(from, clients, { b0: each, c0: each }, { b0: names, c0: names }, { ordered: false });
+    await expectOnly(
+      from,
+      clients,
+      { b0: each, c0: each },
+      { b0: names, c0: names },
+      { ordered: false },
+    );
   }
   assert.equal(await a.hub.cluster.size(), 6);
   assert.equal(await a.hub.cluster.has('c1'), true);
@@ -326,7 +410,10 @@ test('CLUSTER FAILOVER on the replica of a room channel mid-stream: delivery res
     },
     (settled) => settled + MOVE_BOUND,
   );
-  assert.deepEqual(stage.nodes.flatMap((n) => n.errors), []);
+  assert.deepEqual(
+    stage.nodes.flatMap((n) => n.errors),
+    [],
+  );
 });
 
 test('a room channel slot migrated to another master mid-stream: subscriptions follow', async (t) => {
@@ -339,7 +426,10 @@ test('a room channel slot migrated to another master mid-stream: subscriptions f
     },
     (settled) => settled + MOVE_BOUND,
   );
-  assert.deepEqual(stage.nodes.flatMap((n) => n.errors), []);
+  assert.deepEqual(
+    stage.nodes.flatMap((n) => n.errors),
+    [],
+  );
 });
 
 /**
@@ -360,7 +450,12 @@ const SLACK = 1500;
  * Kills the stream's master (also the master of `<prefix>:all`: heartbeats and presence stop too);
  * while its shard has no master, b1 and c1 join new rooms, one on that shard and one elsewhere.
  */
-async function killMidStream(t: TestContext, refresh: number, backoff: number, options: ClientOptions): Promise<void> {
+async function killMidStream(
+  t: TestContext,
+  refresh: number,
+  backoff: number,
+  options: ClientOptions,
+): Promise<void> {
   let joined: { dead: string; live: string } | undefined;
   const { stage } = await streamThrough(
     t,
@@ -384,18 +479,35 @@ async function killMidStream(t: TestContext, refresh: number, backoff: number, o
   // Every node was connected to the dead master (node-redis connects to all masters): each reports
   // the outage, and the last word on each is the recovery, so the next outage is reported again.
   for (const node of stage.nodes) {
-    const states = node.log.lines.filter((l) => /^wshub: redis (unreachable|reachable again)/.test(l.msg)).map((l) => l.msg);
+    const states = node.log.lines
+      .filter((l) => /^wshub: redis (unreachable|reachable again)/.test(l.msg))
+      .map((l) => l.msg);
     assert.equal(states[0], 'wshub: redis unreachable; delivering locally only');
-    assert.equal(states.at(-1), 'wshub: redis reachable again', `outage and recovery on a node: ${states.join(', ')}`);
+    assert.equal(
+      states.at(-1),
+      'wshub: redis reachable again',
+      `outage and recovery on a node: ${states.join(', ')}`,
+    );
   }
   // The rooms joined during the outage are subscribed and deliver; the one on the dead shard failed
   // its SSUBSCRIBE (reported) and was subscribed again on the promoted master's 'node-ready'.
   const { dead, live } = joined!;
   assert.equal(await b.hub.cluster.size(), 6);
-  assert.deepEqual([await cluster.shardSubscribers(`${a.prefix}:room:${dead}`), await cluster.shardSubscribers(`${a.prefix}:room:${live}`)], [1, 1]);
+  assert.deepEqual(
+    [
+      await cluster.shardSubscribers(`${a.prefix}:room:${dead}`),
+      await cluster.shardSubscribers(`${a.prefix}:room:${live}`),
+    ],
+    [1, 1],
+  );
   a.hub.broadcast('late', dead, { rooms: [dead] });
   a.hub.broadcast('late', live, { rooms: [live] });
-  await expectOnly(a, stage.clients, { b1: [push('late', dead)], c1: [push('late', live)] }, { b1: [dead], c1: [live] });
+  await expectOnly(
+    a,
+    stage.clients,
+    { b1: [push('late', dead)], c1: [push('late', live)] },
+    { b1: [dead], c1: [live] },
+  );
 }
 
 /** A room name whose channel `<prefix>:room:<name>` is on a master `which` accepts (by port). */

@@ -9,7 +9,14 @@ import { nanoid } from 'nanoid';
 import { assertNoLeaks } from './helpers/hub.ts';
 import { trapCrashes } from './helpers/crash.ts';
 import { startRedis, type Redis, type RedisServer } from './helpers/redis.ts';
-import { clientsOn, expectOnly, push, startCluster, type Node, type NodeOptions } from './helpers/redis-hubs.ts';
+import {
+  clientsOn,
+  expectOnly,
+  push,
+  startCluster,
+  type Node,
+  type NodeOptions,
+} from './helpers/redis-hubs.ts';
 import { within } from './helpers/wait.ts';
 import { encodeFrame, forge, sign } from './helpers/forge.ts';
 
@@ -35,12 +42,14 @@ interface Cluster {
 async function cluster(t: TestContext, options: NodeOptions = {}): Promise<Cluster> {
   const prefix = nanoid();
   const nodes = (await startCluster(t, redis, 2, { prefix, ...options })) as [Node, Node];
-  const upIn = (node: Node) => node.log.lines.find((l) => l.msg === 'wshub: cluster node up')!.node!;
+  const upIn = (node: Node) =>
+    node.log.lines.find((l) => l.msg === 'wshub: cluster node up')!.node!;
   return { prefix, nodes, uid: [upIn(nodes[1]), upIn(nodes[0])], raw: await redis.client() };
 }
 
 const ups = (node: Node) => node.log.lines.filter((l) => l.msg === 'wshub: cluster node up').length;
-const bad = (node: Node) => node.errors.filter((e) => e.message.startsWith('wshub cluster: dropped a bad message'));
+const bad = (node: Node) =>
+  node.errors.filter((e) => e.message.startsWith('wshub cluster: dropped a bad message'));
 
 test('a question nested 5,000 deep is dropped and reported; every node stays up and keeps delivering', async (t) => {
   const crashes = trapCrashes(t);
@@ -48,7 +57,10 @@ test('a question nested 5,000 deep is dropped and reported; every node stays up 
   const c = await clientsOn(t, nodes, 1);
   await raw.publish(`${prefix}:all`, `{"f":"${FAKE}","k":"q","q":${deep(5000)}}`);
   for (const node of nodes) {
-    await node.reported(/^wshub cluster: dropped a bad message on .+:all: q must be a positive safe integer$/, 'report of the deep question');
+    await node.reported(
+      /^wshub cluster: dropped a bad message on .+:all: q must be a positive safe integer$/,
+      'report of the deep question',
+    );
   }
   // Every other field a node reads, nested as deep, in every kind that carries it.
   const d = deep(5000);
@@ -61,7 +73,10 @@ test('a question nested 5,000 deep is dropped and reported; every node stays up 
     [`${prefix}:all`, `{"f":"${FAKE}","k":"j","i":"a0","r":${d}}`],
     [`${prefix}:node:${uid[0]}`, `{"f":"${FAKE}","k":"snap","s":1}\n${d}`],
     [`${prefix}:all`, `{"f":${d},"k":${d}}`],
-    [`${prefix}:all`, `{"f":"${FAKE}","k":"b"}\n{"code":${d},"msg":"success","actioncode":"x","data":1}`],
+    [
+      `${prefix}:all`,
+      `{"f":"${FAKE}","k":"b"}\n{"code":${d},"msg":"success","actioncode":"x","data":1}`,
+    ],
   ] as const) {
     await raw.publish(channel, message);
   }
@@ -75,29 +90,55 @@ test('a flood of 2,000 bad messages is reported once per node, not once per mess
   const { prefix, nodes, raw } = await cluster(t);
   const c = await clientsOn(t, nodes, 1);
   const kinds = ['not json', '[]', `{"f":"${FAKE}","k":"zz"}`, `{"f":"${FAKE}","k":"h","s":-1}`];
-  await Promise.all(Array.from({ length: 2000 }, (_, i) => raw.publish(`${prefix}:all`, kinds[i % kinds.length]!)));
+  await Promise.all(
+    Array.from({ length: 2000 }, (_, i) => raw.publish(`${prefix}:all`, kinds[i % kinds.length]!)),
+  );
   await expectOnly(nodes[0], c, {});
   await expectOnly(nodes[1], c, {});
   for (const node of nodes) {
-    assert.deepEqual(bad(node).map((e) => e.message), [`wshub cluster: dropped a bad message on ${prefix}:all: header is not JSON`]);
+    assert.deepEqual(
+      bad(node).map((e) => e.message),
+      [`wshub cluster: dropped a bad message on ${prefix}:all: header is not JSON`],
+    );
   }
 });
 
 test('forged frames that are not frames, or over maxFrameSize, never reach a client on :all, :room:<r> or :node:<uid>', async (t) => {
   const { prefix, nodes, uid, raw } = await cluster(t);
   const c = await clientsOn(t, nodes, 1);
-  for (const id of ['a0', 'b0']) assert.equal((await c[id]!.request('join', { room: 'red' })).data, true);
+  for (const id of ['a0', 'b0'])
+    assert.equal((await c[id]!.request('join', { room: 'red' })).data, true);
   assert.equal(await nodes[0].hub.cluster.size(), 2); // barrier: the room channels are subscribed
 
-  const bodies = ['hello', '', '{"evil":true}', '[1]', '"text"', `${encodeFrame('x', 1).slice(0, -1)},"extra":1}`, encodeFrame('x', 'y'.repeat(2 << 20))];
-  const channels = [`${prefix}:all`, `${prefix}:room:red`, `${prefix}:node:${uid[0]}`, `${prefix}:node:${uid[1]}`];
+  const bodies = [
+    'hello',
+    '',
+    '{"evil":true}',
+    '[1]',
+    '"text"',
+    `${encodeFrame('x', 1).slice(0, -1)},"extra":1}`,
+    encodeFrame('x', 'y'.repeat(2 << 20)),
+  ];
+  const channels = [
+    `${prefix}:all`,
+    `${prefix}:room:red`,
+    `${prefix}:node:${uid[0]}`,
+    `${prefix}:node:${uid[1]}`,
+  ];
   for (const channel of channels) {
     for (const body of bodies) {
       await raw.publish(channel, `{"f":"${FAKE}","k":"b"}\n${body}`);
-      if (!channel.includes(':room:')) await raw.publish(channel, `{"f":"${FAKE}","k":"s","i":"${channel.endsWith(uid[0]) ? 'a0' : 'b0'}"}\n${body}`);
+      if (!channel.includes(':room:'))
+        await raw.publish(
+          channel,
+          `{"f":"${FAKE}","k":"s","i":"${channel.endsWith(uid[0]) ? 'a0' : 'b0'}"}\n${body}`,
+        );
     }
   }
-  await raw.publish(`${prefix}:all`, `{"f":"${FAKE}","k":"b"}\n${encodeFrame('x', 'y'.repeat(10 << 20))}`); // 10 MiB
+  await raw.publish(
+    `${prefix}:all`,
+    `{"f":"${FAKE}","k":"b"}\n${encodeFrame('x', 'y'.repeat(10 << 20))}`,
+  ); // 10 MiB
   await expectOnly(nodes[0], c, {});
   await expectOnly(nodes[1], c, {});
   for (const node of nodes) assert.equal(bad(node).length, 1, 'reported, once');
@@ -112,7 +153,11 @@ test('a forged answer that is not a count is dropped: size() stays a number', as
   const listener = await redis.client();
   await listener.subscribe(`${prefix}:all`, (message) => {
     const q = /"k":"q","q":(\d+)/.exec(message)?.[1];
-    if (q) void raw.publish(`${prefix}:node:${uid[0]}`, `{"f":"${FAKE}","k":"a","q":${q},"n":"2NaN-ish","h":"yes"}`);
+    if (q)
+      void raw.publish(
+        `${prefix}:node:${uid[0]}`,
+        `{"f":"${FAKE}","k":"a","q":${q},"n":"2NaN-ish","h":"yes"}`,
+      );
   });
   await raw.publish(`${prefix}:all`, `{"f":"${FAKE}","k":"h","s":0}`);
   await within(nodes[0].log.about('wshub: cluster node up', FAKE), 5000, 'the fake peer is heard');
@@ -129,7 +174,11 @@ test('a snapshot nobody asked for, or one of junk, does not change presence', as
   await raw.publish(`${prefix}:node:${uid[0]}`, `{"f":"${uid[1]}","k":"snap","s":1}\n${ids}`);
   // A peer whose sequence number shows a gap is asked for a snapshot: it answers with junk.
   const listener = await redis.client();
-  await listener.subscribe(`${prefix}:node:${FAKE}`, () => void raw.publish(`${prefix}:node:${uid[0]}`, `{"f":"${FAKE}","k":"snap","s":5}\n[1,{"x":2}]`));
+  await listener.subscribe(
+    `${prefix}:node:${FAKE}`,
+    () =>
+      void raw.publish(`${prefix}:node:${uid[0]}`, `{"f":"${FAKE}","k":"snap","s":5}\n[1,{"x":2}]`),
+  );
   await raw.publish(`${prefix}:all`, `{"f":"${FAKE}","k":"h","s":5}`);
   await nodes[0].reported(/: snapshot is not a list of client ids$/, 'report of the junk snapshot');
   assert.equal(await nodes[0].hub.cluster.size(), 2);
@@ -140,7 +189,8 @@ test('with a secret, forged messages of every kind are dropped: no client sees o
   const { prefix, nodes, uid, raw } = await cluster(t, { secret: SECRET, requestTimeout: 5000 });
   const [a, b] = nodes;
   const c = await clientsOn(t, nodes, 1);
-  for (const id of ['a0', 'b0']) assert.equal((await c[id]!.request('join', { room: 'red' })).data, true);
+  for (const id of ['a0', 'b0'])
+    assert.equal((await c[id]!.request('join', { room: 'red' })).data, true);
   assert.equal(await within(a.hub.cluster.size(), 2500, 'size() with two honest nodes'), 2);
 
   const frame = encodeFrame('forged', 1);
@@ -152,7 +202,13 @@ test('with a secret, forged messages of every kind are dropped: no client sees o
     [`${prefix}:all`, forge({ f: uid[1], k: 'bye' })],
     [`${prefix}:all`, forge({ f: FAKE, k: 'h', s: 0 })],
     [`${prefix}:all`, forge({ f: FAKE, k: '+', i: 'ghost', s: 1 })],
-    [`${prefix}:node:${uid[0]}`, forge({ f: uid[1], k: 'snap', s: 99 }, JSON.stringify(Array.from({ length: 100_000 }, (_, i) => `g${i}`)))],
+    [
+      `${prefix}:node:${uid[0]}`,
+      forge(
+        { f: uid[1], k: 'snap', s: 99 },
+        JSON.stringify(Array.from({ length: 100_000 }, (_, i) => `g${i}`)),
+      ),
+    ],
     [`${prefix}:node:${uid[0]}`, forge({ f: uid[1], k: 'a', q: 1, n: 1000, h: true })],
   ];
   for (const [channel, message] of forgeries) {
@@ -172,7 +228,11 @@ test('with a secret, forged messages of every kind are dropped: no client sees o
   assert.equal(await within(a.hub.cluster.size(), 2500, 'size() after the forgeries'), 2);
   assert.equal(await within(a.hub.cluster.has('ghost'), 2500, 'has(ghost)'), false);
   assert.deepEqual([ups(a), ups(b)], [1, 1], 'no fake node joined');
-  assert.equal(a.log.lines.filter((l) => l.msg === 'wshub: cluster node left').length, 0, 'b was not dropped');
+  assert.equal(
+    a.log.lines.filter((l) => l.msg === 'wshub: cluster node left').length,
+    0,
+    'b was not dropped',
+  );
   b.hub.broadcast('vip', 1, { rooms: ['vip'] });
   await expectOnly(b, c, {});
   for (const node of nodes) assert.match(bad(node)[0]!.message, /: bad or missing signature$/);
@@ -189,25 +249,62 @@ test('with a secret, a signed message replayed on its channel, or stamped ten mi
   await expectOnly(b, c, { a0: [push('pay', 100)], b0: [push('pay', 100)] });
   const recorded = captured.find((m) => m.includes('"actioncode":"pay"'))!;
   await raw.publish(`${prefix}:all`, recorded);
-  await a.reported(/^wshub cluster: dropped a bad message on .+:all: a replayed message$/, 'report of the replay');
+  await a.reported(
+    /^wshub cluster: dropped a bad message on .+:all: a replayed message$/,
+    'report of the replay',
+  );
   // What a recording from ten minutes ago would look like, signed with the right key.
   const old = forge({ f: FAKE, k: 'b', c: 1, w: Date.now() - 600_000 }, encodeFrame('old', 1));
   await raw.publish(`${prefix}:all`, sign(SECRET, `${prefix}:all`, old));
   await expectOnly(b, c, {});
   assert.equal(bad(a).length, 1, 'reported once per 10 s');
-  assert.match(bad(b)[0]!.message, /: stamped \d+ ms from this node's clock \(a replay, or clocks out of sync\)$/);
+  assert.match(
+    bad(b)[0]!.message,
+    /: stamped \d+ ms from this node's clock \(a replay, or clocks out of sync\)$/,
+  );
 });
 
 test('the ACL in SECURITY.md confines a user to its prefix: the cluster works under it, a co-tenant cannot publish there', async (t) => {
   const admin = await redis.client();
   const prefix = `acl${nanoid(8)}`;
   // As in SECURITY.md, with this test's prefix and passwords.
-  await admin.sendCommand(['ACL', 'SETUSER', 'wshub', 'reset', 'on', '>hub-pass', 'resetchannels', `&${prefix}:*`, '-@all', '+publish', '+subscribe', '+unsubscribe', '+spublish', '+ssubscribe', '+sunsubscribe', '+ping']);
-  await admin.sendCommand(['ACL', 'SETUSER', 'app', 'reset', 'on', '>app-pass', 'resetchannels', '&app:*', '+@all', '-@dangerous', '~app:*']);
+  await admin.sendCommand([
+    'ACL',
+    'SETUSER',
+    'wshub',
+    'reset',
+    'on',
+    '>hub-pass',
+    'resetchannels',
+    `&${prefix}:*`,
+    '-@all',
+    '+publish',
+    '+subscribe',
+    '+unsubscribe',
+    '+spublish',
+    '+ssubscribe',
+    '+sunsubscribe',
+    '+ping',
+  ]);
+  await admin.sendCommand([
+    'ACL',
+    'SETUSER',
+    'app',
+    'reset',
+    'on',
+    '>app-pass',
+    'resetchannels',
+    '&app:*',
+    '+@all',
+    '-@dangerous',
+    '~app:*',
+  ]);
   t.after(() => admin.sendCommand(['ACL', 'DELUSER', 'wshub', 'app']));
 
   const user = { username: 'wshub', password: 'hub-pass' };
-  const nodes = await startCluster(t, { ...redis, client: () => redis.client(user) }, 2, { prefix });
+  const nodes = await startCluster(t, { ...redis, client: () => redis.client(user) }, 2, {
+    prefix,
+  });
   const c = await clientsOn(t, nodes, 1);
   nodes[0]!.hub.broadcast('hello', 1);
   await expectOnly(nodes[0]!, c, { a0: [push('hello', 1)], b0: [push('hello', 1)] });
@@ -215,7 +312,10 @@ test('the ACL in SECURITY.md confines a user to its prefix: the cluster works un
 
   const app = await redis.client({ username: 'app', password: 'app-pass' });
   await assert.rejects(app.publish(`${prefix}:all`, `{"f":"${FAKE}","k":"bye"}`), /NOPERM/);
-  await assert.rejects(app.subscribe(`${prefix}:all`, () => {}), /NOPERM/);
+  await assert.rejects(
+    app.subscribe(`${prefix}:all`, () => {}),
+    /NOPERM/,
+  );
   const hub = await redis.client(user);
   await assert.rejects(hub.publish('app:all', 'x'), /NOPERM/);
   await assert.rejects(hub.get('k'), /NOPERM/);

@@ -31,7 +31,10 @@ async function stall(t: TestContext, how: 'CLIENT PAUSE' | 'SIGSTOP'): Promise<v
   const crashes = trapCrashes(t);
   const server = await startRedis();
   t.after(() => server.close());
-  const [a, b] = await startCluster(t, server, 2, { maxPendingMessages: BOUND, maxPendingBytes: 256 * 1024 });
+  const [a, b] = await startCluster(t, server, 2, {
+    maxPendingMessages: BOUND,
+    maxPendingBytes: 256 * 1024,
+  });
   const b0 = await connect(t, `${b!.url}?id=b0`);
 
   // Node a's unacknowledged PUBLISHes, counted at its redis client.
@@ -58,27 +61,38 @@ async function stall(t: TestContext, how: 'CLIENT PAUSE' | 'SIGSTOP'): Promise<v
   };
   t.after(() => void (running = false));
   pump();
-  const sentAtLeast = (n: number): Promise<void> => new Promise((resolve) => (onSent = () => sent >= n && resolve()));
+  const sentAtLeast = (n: number): Promise<void> =>
+    new Promise((resolve) => (onSent = () => sent >= n && resolve()));
   for (let got = 0; got < 100; got++) await b0.next('ticks on b0 before the stall');
   const before = heap();
 
   const raw = await server.client();
   if (how === 'SIGSTOP') process.kill(server.pid, 'SIGSTOP');
   else await raw.sendCommand(['CLIENT', 'PAUSE', '5000']);
-  await a!.reported(/^wshub cluster: the broker has not acknowledged \d+ messages/, 'the stall report');
+  await a!.reported(
+    /^wshub cluster: the broker has not acknowledged \d+ messages/,
+    'the stall report',
+  );
   await within(sentAtLeast(sent + PAST), 10_000, `${PAST} more broadcasts during the stall`);
   const grown = heap() - before;
-  t.diagnostic(`${how}: ${most} publishes in flight at most (bound ${BOUND}); heap +${(grown / MiB).toFixed(1)} MiB after ${PAST} more broadcasts`);
+  t.diagnostic(
+    `${how}: ${most} publishes in flight at most (bound ${BOUND}); heap +${(grown / MiB).toFixed(1)} MiB after ${PAST} more broadcasts`,
+  );
   if (how === 'SIGSTOP') process.kill(server.pid, 'SIGCONT');
 
-  const caughtUp = 'wshub: the broker acknowledges again; `dropped` messages for other nodes were lost meanwhile';
+  const caughtUp =
+    'wshub: the broker acknowledges again; `dropped` messages for other nodes were lost meanwhile';
   await within(a!.log.count(caughtUp, 1), 10_000, 'the end of the stall');
   running = false;
   const [line] = a!.log.lines.filter((l) => l.msg === caughtUp);
   assert.ok(line!.dropped! >= PAST, `counted ${line!.dropped} dropped`);
   assert.ok(most <= BOUND, `${most} publishes in flight, bound ${BOUND}`);
   assert.ok(grown < 16 * MiB, `heap grew ${(grown / MiB).toFixed(1)} MiB during the stall`);
-  assert.equal(a!.errors.filter((e) => /has not acknowledged/.test(e.message)).length, 1, 'one report per stall');
+  assert.equal(
+    a!.errors.filter((e) => /has not acknowledged/.test(e.message)).length,
+    1,
+    'one report per stall',
+  );
 
   // Delivery resumes: b0 gets ticks in order (some dropped), then a marker broadcast after the stall.
   a!.hub.broadcast('marker', 'after');

@@ -8,7 +8,16 @@ import { nanoid } from 'nanoid';
 import { assertNoLeaks } from './helpers/hub.ts';
 import { connect } from './helpers/client.ts';
 import { startRedis, type RedisServer } from './helpers/redis.ts';
-import { HEARTBEAT, clientsOn, expectOnly, push, startCluster as start, startNode, type Node, type NodeOptions } from './helpers/redis-hubs.ts';
+import {
+  HEARTBEAT,
+  clientsOn,
+  expectOnly,
+  push,
+  startCluster as start,
+  startNode,
+  type Node,
+  type NodeOptions,
+} from './helpers/redis-hubs.ts';
 import { within } from './helpers/wait.ts';
 import { run, http } from './helpers/child.ts';
 import { createRedisAdapter } from '../src/redis.ts';
@@ -29,7 +38,12 @@ before(async () => {
 after(() => redis.close());
 assertNoLeaks();
 
-const startCluster = (t: TestContext, n: number, server = redis, options: NodeOptions = {}): Promise<Node[]> => start(t, server, n, options);
+const startCluster = (
+  t: TestContext,
+  n: number,
+  server = redis,
+  options: NodeOptions = {},
+): Promise<Node[]> => start(t, server, n, options);
 
 test('broadcast reaches every client on every node once, and except leaves ids out on any node', async (t) => {
   const nodes = await startCluster(t, 3);
@@ -41,8 +55,15 @@ test('broadcast reaches every client on every node once, and except leaves ids o
   await expectOnly(nodes[1]!, c, everyone);
 
   nodes[0]!.hub.broadcast('news', 2, { except: ['b0', 'c1', 'a0'] });
-  await expectOnly(nodes[0]!, c, { a1: [push('news', 2)], b1: [push('news', 2)], c0: [push('news', 2)] });
-  assert.deepEqual(nodes.flatMap((n) => n.errors), []);
+  await expectOnly(nodes[0]!, c, {
+    a1: [push('news', 2)],
+    b1: [push('news', 2)],
+    c0: [push('news', 2)],
+  });
+  assert.deepEqual(
+    nodes.flatMap((n) => n.errors),
+    [],
+  );
 });
 
 test('send and join reach an id on another node; presence is cluster-wide', async (t) => {
@@ -58,7 +79,11 @@ test('send and join reach an id on another node; presence is cluster-wide', asyn
   assert.equal(await a.hub.cluster.has('a0'), true);
   assert.equal(await a.hub.cluster.has('nobody'), false);
   c.b1!.close();
-  await within(new Promise((resolve) => b.hub.once('disconnect', resolve)), 5000, 'b1 disconnect on node b');
+  await within(
+    new Promise((resolve) => b.hub.once('disconnect', resolve)),
+    5000,
+    'b1 disconnect on node b',
+  );
   assert.equal(await cc.hub.cluster.size(), 5);
   assert.equal(await cc.hub.cluster.has('b1'), false);
 });
@@ -77,14 +102,21 @@ test('rooms span nodes: members anywhere get a room message once, nodes without 
   assert.equal(await a.hub.cluster.size(), 6);
 
   const prefix = (await b.pub.pubSubChannels('*:room:red'))[0]!.slice(0, -':room:red'.length);
-  assert.deepEqual(await a.pub.pubSubNumSub([`${prefix}:room:red`, `${prefix}:room:blue`, `${prefix}:room:none`]), {
-    [`${prefix}:room:red`]: 3,
-    [`${prefix}:room:blue`]: 2,
-    [`${prefix}:room:none`]: 0,
-  });
+  assert.deepEqual(
+    await a.pub.pubSubNumSub([`${prefix}:room:red`, `${prefix}:room:blue`, `${prefix}:room:none`]),
+    {
+      [`${prefix}:room:red`]: 3,
+      [`${prefix}:room:blue`]: 2,
+      [`${prefix}:room:none`]: 0,
+    },
+  );
 
   b.hub.broadcast('paint', 'rb', { rooms: ['red', 'blue'], except: ['a0'] });
-  await expectOnly(b, c, { b0: [push('paint', 'rb')], c0: [push('paint', 'rb')], b1: [push('paint', 'rb')] });
+  await expectOnly(b, c, {
+    b0: [push('paint', 'rb')],
+    c0: [push('paint', 'rb')],
+    b1: [push('paint', 'rb')],
+  });
 
   a.hub.broadcast('mix', 1, { to: ['c1', 'b0', 'a1'], rooms: ['blue'] });
   await expectOnly(a, c, {
@@ -133,10 +165,17 @@ test('1,000 messages from one node arrive in order over every kind of channel', 
   }
   const got: number[] = [];
   for (let n = 0; n < N; n++) got.push((await c.b0!.next(`b0 message ${n}`)).data as number);
-  assert.deepEqual(got, Array.from({ length: N }, (_, n) => n));
+  assert.deepEqual(
+    got,
+    Array.from({ length: N }, (_, n) => n),
+  );
   const toC: number[] = [];
-  for (let n = 0; n < N; n++) if (n % 4 !== 3) toC.push((await c.c0!.next(`c0 message ${n}`)).data as number);
-  assert.deepEqual(toC, Array.from({ length: N }, (_, n) => n).filter((n) => n % 4 !== 3));
+  for (let n = 0; n < N; n++)
+    if (n % 4 !== 3) toC.push((await c.c0!.next(`c0 message ${n}`)).data as number);
+  assert.deepEqual(
+    toC,
+    Array.from({ length: N }, (_, n) => n).filter((n) => n % 4 !== 3),
+  );
   assert.deepEqual(await c.b0!.barrier(), []);
   assert.deepEqual(b.errors, []);
 });
@@ -145,10 +184,14 @@ test('a node killed with SIGKILL leaves cluster.size() within heartbeatTimeout +
   const prefix = nanoid();
   const parent = await startNode(t, redis, prefix);
   const local = await connect(t, `${parent.url}?id=p0`);
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./helpers/redis-node.ts', import.meta.url))], {
-    env: { ...process.env, REDIS_URL: redis.url, PREFIX: prefix, HEARTBEAT: String(HEARTBEAT) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./helpers/redis-node.ts', import.meta.url))],
+    {
+      env: { ...process.env, REDIS_URL: redis.url, PREFIX: prefix, HEARTBEAT: String(HEARTBEAT) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   t.after(() => void child.kill('SIGKILL'));
   const [line] = (await within(once(child.stdout!, 'data'), 15_000, 'child node URL')) as [Buffer];
   const url = line.toString().trim();
@@ -160,7 +203,11 @@ test('a node killed with SIGKILL leaves cluster.size() within heartbeatTimeout +
 
   const killed = performance.now();
   child.kill('SIGKILL');
-  await within(parent.log.about('wshub: cluster node expired', uid), 5000, 'expiry of the killed node');
+  await within(
+    parent.log.about('wshub: cluster node expired', uid),
+    5000,
+    'expiry of the killed node',
+  );
   const elapsed = performance.now() - killed;
   const bound = 3 * HEARTBEAT + HEARTBEAT;
   t.diagnostic(`killed node expired after ${Math.round(elapsed)} ms (bound ${bound} ms)`);
@@ -192,7 +239,9 @@ test('a Redis outage never stops local delivery, is reported, and cross-node del
   };
   await upTo('b0', (v) => v >= 10, 'ticks on b0 before the outage');
 
-  const reported = Promise.all([a, b].map((node) => new Promise<Error>((resolve) => node.hub.once('error', resolve))));
+  const reported = Promise.all(
+    [a, b].map((node) => new Promise<Error>((resolve) => node.hub.once('error', resolve))),
+  );
   await server.stop();
   const [errA] = await within(reported, 5000, 'outage reported on both nodes');
   assert.match(errA!.message, /^wshub: redis unreachable; delivering locally only$/);
@@ -209,12 +258,19 @@ test('a Redis outage never stops local delivery, is reported, and cross-node del
   await upTo('a0', (v) => v === last, 'the last tick on a0');
 
   // a0 (local) saw every tick; b0 saw them in order, with a gap for the outage and no replay.
-  assert.deepEqual(ticks.a0, Array.from({ length: last + 1 }, (_, i) => i));
-  assert.ok(ticks.b0.every((v, i) => i === 0 || v > ticks.b0[i - 1]!), 'b0 ticks in order');
+  assert.deepEqual(
+    ticks.a0,
+    Array.from({ length: last + 1 }, (_, i) => i),
+  );
+  assert.ok(
+    ticks.b0.every((v, i) => i === 0 || v > ticks.b0[i - 1]!),
+    'b0 ticks in order',
+  );
   assert.ok(ticks.b0.length < ticks.a0.length, 'messages published during the outage are dropped');
 
   // b0's ticks prove a's pub and b's sub are back; the other two connections may still be reconnecting.
-  for (const client of [a.sub, b.pub]) if (!client.isReady) await within(once(client, 'ready'), 5000, 'redis client ready');
+  for (const client of [a.sub, b.pub])
+    if (!client.isReady) await within(once(client, 'ready'), 5000, 'redis client ready');
   // Presence resyncs too: any message from b (its hello, this broadcast) makes a know b again.
   b.hub.broadcast('back', true);
   for (;;) if ((await c.a0!.next('back on a0')).actioncode === 'back') break;
@@ -233,7 +289,9 @@ test('sharded: true carries broadcasts, rooms, sends and presence over SPUBLISH/
   assert.equal(a.hub.join('c0', 'red'), false);
   assert.equal(await a.hub.cluster.size(), 3);
   const prefix = (await a.pub.pubSubShardChannels('*:room:red'))[0]!.slice(0, -':room:red'.length);
-  assert.deepEqual(await a.pub.pubSubShardNumSub(`${prefix}:room:red`), { [`${prefix}:room:red`]: 2 });
+  assert.deepEqual(await a.pub.pubSubShardNumSub(`${prefix}:room:red`), {
+    [`${prefix}:room:red`]: 2,
+  });
   assert.deepEqual(await a.pub.pubSubNumSub(`${prefix}:all`), { [`${prefix}:all`]: 0 }); // nothing on classic pub/sub
 
   a.hub.broadcast('all', 1);
@@ -251,7 +309,10 @@ test('a frame over maxFrameSize, or an id or room over 1,024 characters, stays o
   const [a, b] = nodes as [Node, Node];
   const big = 'x'.repeat(64 * 1024);
   assert.equal(a.hub.broadcast('big', big), 1);
-  const refused = await a.reported(/^wshub cluster: a frame of \d+ bytes exceeds maxFrameSize \(65536\); not sent to other nodes$/, 'refusal of the big frame');
+  const refused = await a.reported(
+    /^wshub cluster: a frame of \d+ bytes exceeds maxFrameSize \(65536\); not sent to other nodes$/,
+    'refusal of the big frame',
+  );
   assert.equal((await c.a0!.next('the big frame, locally')).data, big);
   assert.equal(a.hub.send('b0', 'big', big), false);
   // A room name past the hub's own cap (256) is refused at the API, before any adapter (#9 item 9).
@@ -273,15 +334,42 @@ test('createRedisAdapter rejects missing or shared clients, bad durations, short
     pub.destroy();
     sub.destroy();
   });
-  assert.throws(() => createRedisAdapter({ pub, sub: undefined as never }), /^TypeError: createRedisAdapter: options.sub must be a node-redis client$/);
-  assert.throws(() => createRedisAdapter({ pub, sub: pub }), /^TypeError: createRedisAdapter: options.sub must be a separate connection from options.pub \(pub.duplicate\(\)\)$/);
-  assert.throws(() => createRedisAdapter({ pub, sub, heartbeatInterval: 0 }), /^RangeError: options.heartbeatInterval must be a positive number of ms, got 0$/);
-  assert.throws(() => createRedisAdapter({ pub, sub, prefix: '' }), /^TypeError: options.prefix must be a non-empty string, got $/);
-  assert.throws(() => createRedisAdapter({ pub, sub, secret: 'short' }), /^RangeError: options.secret must be at least 16 bytes, got 5$/);
-  assert.throws(() => createRedisAdapter({ pub, sub, secret: 42 as never }), /^TypeError: options.secret must be a string or a Uint8Array$/);
-  assert.throws(() => createRedisAdapter({ pub, sub, maxFrameSize: 1.5 }), /^RangeError: options.maxFrameSize must be a positive integer, got 1.5$/);
-  assert.throws(() => createRedisAdapter({ pub, sub, maxPendingMessages: 0 }), /^RangeError: options.maxPendingMessages must be a positive integer, got 0$/);
-  assert.throws(() => createRedisAdapter({ pub, sub, maxPendingBytes: Infinity }), /^RangeError: options.maxPendingBytes must be a positive integer, got Infinity$/);
+  assert.throws(
+    () => createRedisAdapter({ pub, sub: undefined as never }),
+    /^TypeError: createRedisAdapter: options.sub must be a node-redis client$/,
+  );
+  assert.throws(
+    () => createRedisAdapter({ pub, sub: pub }),
+    /^TypeError: createRedisAdapter: options.sub must be a separate connection from options.pub \(pub.duplicate\(\)\)$/,
+  );
+  assert.throws(
+    () => createRedisAdapter({ pub, sub, heartbeatInterval: 0 }),
+    /^RangeError: options.heartbeatInterval must be a positive number of ms, got 0$/,
+  );
+  assert.throws(
+    () => createRedisAdapter({ pub, sub, prefix: '' }),
+    /^TypeError: options.prefix must be a non-empty string, got $/,
+  );
+  assert.throws(
+    () => createRedisAdapter({ pub, sub, secret: 'short' }),
+    /^RangeError: options.secret must be at least 16 bytes, got 5$/,
+  );
+  assert.throws(
+    () => createRedisAdapter({ pub, sub, secret: 42 as never }),
+    /^TypeError: options.secret must be a string or a Uint8Array$/,
+  );
+  assert.throws(
+    () => createRedisAdapter({ pub, sub, maxFrameSize: 1.5 }),
+    /^RangeError: options.maxFrameSize must be a positive integer, got 1.5$/,
+  );
+  assert.throws(
+    () => createRedisAdapter({ pub, sub, maxPendingMessages: 0 }),
+    /^RangeError: options.maxPendingMessages must be a positive integer, got 0$/,
+  );
+  assert.throws(
+    () => createRedisAdapter({ pub, sub, maxPendingBytes: Infinity }),
+    /^RangeError: options.maxPendingBytes must be a positive integer, got Infinity$/,
+  );
 });
 
 test('examples/cluster: two chat nodes with WSHUB_SECRET share one chat and one online count through Redis', async (t) => {
@@ -299,13 +387,24 @@ test('examples/cluster: two chat nodes with WSHUB_SECRET share one chat and one 
   assert.equal((await cb.next('welcome on b')).actioncode, 'welcome');
   // a's broadcast of ca's arrival may still be on its way to b: cb can get it after connecting.
   let online = await cb.next('online on b');
-  if ((online.data as { count: number }).count === 1) online = await cb.next('online on b, after a');
+  if ((online.data as { count: number }).count === 1)
+    online = await cb.next('online on b, after a');
   assert.deepEqual(online, push('online', { count: 2 }));
   assert.deepEqual(await ca.next('online on a, from b'), push('online', { count: 2 }));
 
-  assert.deepEqual(await cb.request('chat_send', { text: 'across' }), { ...push('chat_send', { ok: true }), id: 1 });
+  assert.deepEqual(await cb.request('chat_send', { text: 'across' }), {
+    ...push('chat_send', { ok: true }),
+    id: 1,
+  });
   const message = await ca.next('chat message on a');
-  assert.deepEqual(message, push('chat_message', { from: 'guest', text: 'across', at: (message.data as { at: number }).at }));
+  assert.deepEqual(
+    message,
+    push('chat_message', {
+      from: 'guest',
+      text: 'across',
+      at: (message.data as { at: number }).at,
+    }),
+  );
   ca.close();
   cb.close();
   for (const program of [a, b]) assert.deepEqual(await program.stop(), { code: 0, signal: null });

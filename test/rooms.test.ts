@@ -7,8 +7,14 @@ import { within } from './helpers/wait.ts';
 
 assertNoLeaks();
 
-const idFromQuery = (req: IncomingMessage) => new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
-const push = (actioncode: string, data: unknown): Reply => ({ code: 0, msg: 'success', actioncode, data });
+const idFromQuery = (req: IncomingMessage) =>
+  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
+const push = (actioncode: string, data: unknown): Reply => ({
+  code: 0,
+  msg: 'success',
+  actioncode,
+  data,
+});
 
 test('join and leave return whether the client is on this node and update client.rooms', async (t) => {
   const { hub, url } = await startHub(t, { id: idFromQuery });
@@ -31,12 +37,18 @@ test('join and leave throw a TypeError for a room that is not a non-empty string
   const { hub, url } = await startHub(t, { id: idFromQuery });
   await connect(t, `${url}?id=a`);
   assert.throws(() => hub.join('a', ''), /^TypeError: room must be a non-empty string, got ""$/);
-  assert.throws(() => hub.join('a', 5 as never), /^TypeError: room must be a non-empty string, got 5$/);
-  assert.throws(() => hub.leave('a', undefined as never), /^TypeError: room must be a non-empty string, got undefined$/);
+  assert.throws(
+    () => hub.join('a', 5 as never),
+    /^TypeError: room must be a non-empty string, got 5$/,
+  );
+  assert.throws(
+    () => hub.leave('a', undefined as never),
+    /^TypeError: room must be a non-empty string, got undefined$/,
+  );
   assert.deepEqual([...hub.clients.get('a')!.rooms], []);
 });
 
-test('a handler can put its client in a room and talk to the room (the seed\'s Group)', async (t) => {
+test("a handler can put its client in a room and talk to the room (the seed's Group)", async (t) => {
   const { hub, url } = await startHub(t, {
     id: idFromQuery,
     actions: {
@@ -47,7 +59,11 @@ test('a handler can put its client in a room and talk to the room (the seed\'s G
         return ctx.hub.leave(ctx.client.id, room);
       },
       say(data: { room: string; text: string }, ctx) {
-        return ctx.hub.broadcast('said', { from: ctx.client.id, text: data.text }, { rooms: [data.room], except: [ctx.client.id] });
+        return ctx.hub.broadcast(
+          'said',
+          { from: ctx.client.id, text: data.text },
+          { rooms: [data.room], except: [ctx.client.id] },
+        );
       },
     },
   });

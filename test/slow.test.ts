@@ -13,7 +13,8 @@ import { within } from './helpers/wait.ts';
 assertNoLeaks();
 
 const KiB = 1024;
-const seqOf = (text: string): number => Number(/"seq":(-?\d+)/.exec(text.slice(0, 100))?.[1] ?? NaN);
+const seqOf = (text: string): number =>
+  Number(/"seq":(-?\d+)/.exec(text.slice(0, 100))?.[1] ?? NaN);
 
 /** Seqs of `tick` frames as a client receives them; resolves `marker` when seq -1 arrives. */
 function ticks(client: TestClient) {
@@ -65,7 +66,8 @@ async function pacedReader(t: TestContext, port: number) {
       const len7 = buf[1]! & 0x7f;
       const hl = len7 < 126 ? 2 : len7 === 126 ? 4 : 10;
       if (buf.length < hl) return;
-      const len = len7 < 126 ? len7 : len7 === 126 ? buf.readUInt16BE(2) : Number(buf.readBigUInt64BE(2));
+      const len =
+        len7 < 126 ? len7 : len7 === 126 ? buf.readUInt16BE(2) : Number(buf.readBigUInt64BE(2));
       if (buf.length < hl + len) return;
       const seq = seqOf(buf.toString('latin1', hl, hl + 100));
       if (seq === -1) marker = true;
@@ -87,7 +89,10 @@ async function pacedReader(t: TestContext, port: number) {
 
 test("a client reading at half the publish rate is handled by policy 'drop': every frame it misses is a counted drop", async (t) => {
   const highWaterMark = 64 * KiB;
-  const { hub, server, port, url } = await startHub(t, { heartbeat: false, backpressure: { highWaterMark, policy: 'drop' } });
+  const { hub, server, port, url } = await startHub(t, {
+    heartbeat: false,
+    backpressure: { highWaterMark, policy: 'drop' },
+  });
   const sockets: Socket[] = [];
   server.on('connection', (s) => sockets.push(s));
   const slow = await pacedReader(t, port);
@@ -98,7 +103,10 @@ test("a client reading at half the publish rate is handled by policy 'drop': eve
   hub.on('drop', (client) => drops.push(client.id));
 
   const pad = 'x'.repeat(16 * KiB);
-  const frameBytes = Buffer.byteLength(JSON.stringify({ code: 0, msg: 'success', actioncode: 'tick', data: { seq: 9999, pad } })) + 4;
+  const frameBytes =
+    Buffer.byteLength(
+      JSON.stringify({ code: 0, msg: 'success', actioncode: 'tick', data: { seq: 9999, pad } }),
+    ) + 4;
   const ROUNDS = 1500;
   let seq = 0;
   for (let round = 0; round < ROUNDS; round++) {
@@ -110,7 +118,8 @@ test("a client reading at half the publish rate is handled by policy 'drop': eve
   }
   t.diagnostic(`half-rate reader: ${drops.length} of ${seq} frames dropped`);
   slow.drain();
-  if (slowSocket.writableLength > 0) await within(once(slowSocket, 'drain'), 5000, 'the server buffer to drain');
+  if (slowSocket.writableLength > 0)
+    await within(once(slowSocket, 'drain'), 5000, 'the server buffer to drain');
   hub.broadcast('tick', { seq: -1 });
   await within(
     (async () => {
@@ -119,11 +128,22 @@ test("a client reading at half the publish rate is handled by policy 'drop': eve
     5000,
     'the end marker at the slow client',
   );
-  assert.deepEqual(fast.seqs, Array.from({ length: seq }, (_, i) => i), 'the fast client gets every frame in order');
+  assert.deepEqual(
+    fast.seqs,
+    Array.from({ length: seq }, (_, i) => i),
+    'the fast client gets every frame in order',
+  );
   assert.ok(drops.length > 0, 'the slow client fell behind past the high-water mark');
   assert.ok(drops.every((id) => id === slowId));
-  assert.equal(slow.seqs.length + drops.length, seq, 'every frame is delivered whole or counted as a drop');
-  assert.ok(slow.seqs.every((s, i) => i === 0 || s > slow.seqs[i - 1]!), 'in order');
+  assert.equal(
+    slow.seqs.length + drops.length,
+    seq,
+    'every frame is delivered whole or counted as a drop',
+  );
+  assert.ok(
+    slow.seqs.every((s, i) => i === 0 || s > slow.seqs[i - 1]!),
+    'in order',
+  );
   assert.equal(hub.stats().dropped, drops.length);
   assert.equal(hub.clients.has(slowId), true);
 });
@@ -147,7 +167,10 @@ test('a client that stalls, then reads again before the high-water mark, loses n
     (async () => {
       while (stalledSocket.writableLength < 512 * KiB) {
         hub.broadcast('tick', { seq: seq++, pad });
-        await healthy.until(() => healthy.seqs.length === seq, `the healthy client to get frame ${seq}`);
+        await healthy.until(
+          () => healthy.seqs.length === seq,
+          `the healthy client to get frame ${seq}`,
+        );
       }
     })(),
     2000,

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { createManager, HubError } from '../src/index.ts';
 import type { ActionCode, CamelCase, Client, Manager, SnakeCase } from '../src/index.ts';
 
-type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Equal<A, B> =
+  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 type Expect<T extends true> = T;
 
 // --- case conversion -------------------------------------------------------------------------
@@ -25,8 +26,10 @@ type _camel1 = Expect<Equal<CamelCase<'get_v2_data'>, 'getV2Data'>>;
 type _camel2 = Expect<Equal<CamelCase<'heart_beat'>, 'heartBeat'>>;
 type _plain = Expect<Equal<SnakeCase<'ping'>, 'ping'>>;
 // 105 characters: the naive recursive form fails with TS2589 around 50.
-type Long = 'aVeryLongActionNameThatKeepsGoingAndGoingWellPastFiftyCharactersToProveTheTypeIsTailRecursiveAndFineTooOk';
-type LongSnake = 'a_very_long_action_name_that_keeps_going_and_going_well_past_fifty_characters_to_prove_the_type_is_tail_recursive_and_fine_too_ok';
+type Long =
+  'aVeryLongActionNameThatKeepsGoingAndGoingWellPastFiftyCharactersToProveTheTypeIsTailRecursiveAndFineTooOk';
+type LongSnake =
+  'a_very_long_action_name_that_keeps_going_and_going_well_past_fifty_characters_to_prove_the_type_is_tail_recursive_and_fine_too_ok';
 type _long = Expect<Equal<SnakeCase<Long>, LongSnake>>;
 type _longBack = Expect<Equal<CamelCase<LongSnake>, Long>>;
 
@@ -59,7 +62,8 @@ createManager({
 
 // --- authenticate → client.data ----------------------------------------------------------------
 const hub = createManager({
-  authenticate: async (req: IncomingMessage) => (req.headers.authorization ? { user: 'ann', admin: false } : false),
+  authenticate: async (req: IncomingMessage) =>
+    req.headers.authorization ? { user: 'ann', admin: false } : false,
   actions: {
     whoAmI(_data: unknown, ctx) {
       type _d = Expect<Equal<typeof ctx.client.data, { user: string; admin: boolean }>>;
@@ -74,13 +78,20 @@ hub.on('connection', (c, req) => {
   type _req = Expect<Equal<typeof req, IncomingMessage | undefined>>;
 });
 hub.on('disconnect', (c, code, reason) => {
-  type _args = Expect<Equal<[typeof c, typeof code, typeof reason], [Client<{ user: string; admin: boolean }>, number, string]>>;
+  type _args = Expect<
+    Equal<
+      [typeof c, typeof code, typeof reason],
+      [Client<{ user: string; admin: boolean }>, number, string]
+    >
+  >;
 });
 hub.on('drop', (_c, reason) => {
   type _r = Expect<Equal<typeof reason, 'backpressure'>>;
 });
 hub.on('error', (err, c) => {
-  type _e = Expect<Equal<[typeof err, typeof c], [Error, Client<{ user: string; admin: boolean }> | undefined]>>;
+  type _e = Expect<
+    Equal<[typeof err, typeof c], [Error, Client<{ user: string; admin: boolean }> | undefined]>
+  >;
 });
 // @ts-expect-error: no such event
 hub.on('connect', () => {});
@@ -95,7 +106,11 @@ const found = hub.clients.get('x');
 type _get = Expect<Equal<typeof found, Client<{ user: string; admin: boolean }> | undefined>>;
 
 // --- manager methods -----------------------------------------------------------------------------
-const n: number = hub.broadcast('chat_message', { text: 'hi' }, { to: ['a'], rooms: ['r'], except: ['b'] });
+const n: number = hub.broadcast(
+  'chat_message',
+  { text: 'hi' },
+  { to: ['a'], rooms: ['r'], except: ['b'] },
+);
 const sent: boolean = hub.send('a', 'x', null);
 const joined: boolean = hub.join('a', 'room');
 const left: boolean = hub.leave('a', 'room');
@@ -107,7 +122,12 @@ hub.broadcast('x', 1, { to: 'a' });
 hub.broadcast('x', 1, { room: ['a'] });
 void hub.close({ code: 1001, reason: 'bye', timeout: 100 }).then(() => {});
 const s = hub.stats();
-type _stats = Expect<Equal<keyof typeof s, 'clients' | 'messagesIn' | 'messagesOut' | 'bytesIn' | 'bytesOut' | 'dropped' | 'errors'>>;
+type _stats = Expect<
+  Equal<
+    keyof typeof s,
+    'clients' | 'messagesIn' | 'messagesOut' | 'bytesIn' | 'bytesOut' | 'dropped' | 'errors'
+  >
+>;
 
 // --- option misuse ------------------------------------------------------------------------------
 // @ts-expect-error: policy is 'close' | 'drop'
@@ -123,17 +143,30 @@ createManager({
 createManager({
   actions: {
     // no schema: `data` is what the handler says, `fanout` still allowed
-    shout: { handler: (data: { text: string }, ctx) => ctx.hub.broadcast('shout', data.text), fanout: true },
+    shout: {
+      handler: (data: { text: string }, ctx) => ctx.hub.broadcast('shout', data.text),
+      fanout: true,
+    },
   },
 });
 
 // --- an actions map declared on its own, then passed in ----------------------------------------
 const separate = {
-  chatSend: { schema: z.object({ text: z.string() }), handler: (data: { text: string }) => data.text },
+  chatSend: {
+    schema: z.object({ text: z.string() }),
+    handler: (data: { text: string }) => data.text,
+  },
   getV2Data: (_data: unknown) => [1, 2],
 };
 createManager({ actions: separate });
-type _separate = Expect<Equal<ActionCode<typeof separate>, 'chat_send' | 'get_v2_data' | 'heart_beat'>>;
-const wrongSeparate = { chatSend: { schema: z.object({ text: z.string() }), handler: (data: { text: number }) => data.text } };
+type _separate = Expect<
+  Equal<ActionCode<typeof separate>, 'chat_send' | 'get_v2_data' | 'heart_beat'>
+>;
+const wrongSeparate = {
+  chatSend: {
+    schema: z.object({ text: z.string() }),
+    handler: (data: { text: number }) => data.text,
+  },
+};
 // @ts-expect-error: the handler's data does not match the schema's output
 createManager({ actions: wrongSeparate });

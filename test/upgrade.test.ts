@@ -19,8 +19,16 @@ test('admits same-origin and Origin-less upgrades and refuses a cross-origin one
   await connect(t, url, { origin: `http://127.0.0.1:${port}` });
   await connect(t, url);
   assert.equal(await refusedStatus(url, { origin: 'https://evil.example' }), 403);
-  assert.equal(await refusedStatus(url, { origin: `http://127.0.0.1:${port + 1}` }), 403, 'another port is another origin');
-  assert.equal(await refusedStatus(url, { origin: 'null' }), 403, 'opaque origin of a sandboxed page');
+  assert.equal(
+    await refusedStatus(url, { origin: `http://127.0.0.1:${port + 1}` }),
+    403,
+    'another port is another origin',
+  );
+  assert.equal(
+    await refusedStatus(url, { origin: 'null' }),
+    403,
+    'opaque origin of a sandboxed page',
+  );
   assert.equal(await refusedStatus(url, { origin: 'not a url' }), 403);
   assert.equal(hub.clients.size, 2);
 });
@@ -29,7 +37,11 @@ test('allowOrigin as a list admits exactly the listed origins, case-insensitivel
   const { hub, url } = await startHub(t, { allowOrigin: ['https://app.example.com'] });
   await connect(t, url, { origin: 'https://APP.example.com' });
   assert.equal(await refusedStatus(url, { origin: 'https://app.example.com.evil.example' }), 403);
-  assert.equal(await refusedStatus(url, { origin: 'http://app.example.com' }), 403, 'scheme is part of the origin');
+  assert.equal(
+    await refusedStatus(url, { origin: 'http://app.example.com' }),
+    403,
+    'scheme is part of the origin',
+  );
   assert.equal(hub.clients.size, 1);
 });
 
@@ -54,7 +66,11 @@ test('allowOrigin as a function decides with the origin and request; a throw ref
   await connect(t, `${url}?a=1`, { origin: 'https://x.trusted.example' });
   assert.equal(await refusedStatus(url, { origin: 'https://x.untrusted.example' }), 403);
   assert.equal(await refusedStatus(url, { origin: 'https://boom.example' }), 403);
-  assert.deepEqual(seen, ['https://x.trusted.example /ws?a=1', 'https://x.untrusted.example /ws', 'https://boom.example /ws']);
+  assert.deepEqual(seen, [
+    'https://x.trusted.example /ws?a=1',
+    'https://x.untrusted.example /ws',
+    'https://boom.example /ws',
+  ]);
   assert.deepEqual(errors, ['origin check failed']);
   assert.equal(hub.clients.size, 1);
 });
@@ -100,7 +116,8 @@ test('an authenticate that never settles is refused with 401 after authenticateT
   const { hub, url } = await startHub(t, {
     maxClients: 1,
     authenticateTimeout: 100,
-    authenticate: (req) => (req.url?.includes('hang') ? new Promise<false>(() => {}) : { ok: true }),
+    authenticate: (req) =>
+      req.url?.includes('hang') ? new Promise<false>(() => {}) : { ok: true },
   });
   assert.equal(await refusedStatus(`${url}?hang`), 401);
   assert.equal(await refusedStatus(`${url}?hang`), 401);
@@ -203,7 +220,14 @@ test('a burst of 60 concurrent upgrades against maxClients 10 admits exactly 10;
   const burst = Array.from({ length: 60 }, () => new TestClient(url));
   t.after(() => burst.forEach((c) => c.close()));
   const outcomes = await within(
-    Promise.all(burst.map((c) => c.opened.then(() => 'open', (err: Error) => err.message))),
+    Promise.all(
+      burst.map((c) =>
+        c.opened.then(
+          () => 'open',
+          (err: Error) => err.message,
+        ),
+      ),
+    ),
     10_000,
     'the burst to settle',
   );
@@ -226,7 +250,9 @@ test('close() refuses new upgrades with 503 at once and resolves within its time
 });
 
 test('an id already connected is refused with 409', async (t) => {
-  const { hub, url } = await startHub(t, { id: (req) => new URL(req.url!, 'http://x').searchParams.get('id') ?? 'anon' });
+  const { hub, url } = await startHub(t, {
+    id: (req) => new URL(req.url!, 'http://x').searchParams.get('id') ?? 'anon',
+  });
   await connect(t, `${url}?id=alice`);
   assert.equal(await refusedStatus(`${url}?id=alice`), 409);
   await connect(t, `${url}?id=bob`);
@@ -237,20 +263,39 @@ test('garbage and malformed handshakes get an HTTP error and register nothing', 
   const { hub, port, url } = await startHub(t);
   const errors: Error[] = [];
   hub.on('error', (err) => errors.push(err));
-  const ask = (bytes: string | Buffer, what: string) => exchange(t, port, bytes, what).then(statusLine);
+  const ask = (bytes: string | Buffer, what: string) =>
+    exchange(t, port, bytes, what).then(statusLine);
 
-  assert.match(await ask(Buffer.from('16030100a5010000a10303', 'hex'), 'TLS hello'), /^HTTP\/1\.1 400 /);
+  assert.match(
+    await ask(Buffer.from('16030100a5010000a10303', 'hex'), 'TLS hello'),
+    /^HTTP\/1\.1 400 /,
+  );
   assert.match(await ask('\x00\xff\r\n\r\n', 'binary junk'), /^HTTP\/1\.1 400 /);
   const noKey = upgradeRequest(port).replace(/Sec-WebSocket-Key: .*\r\n/, '');
   assert.equal(await ask(noKey, 'no key'), 'HTTP/1.1 400 Bad Request');
-  const badKey = upgradeRequest(port).replace(/Sec-WebSocket-Key: .*\r\n/, 'Sec-WebSocket-Key: short\r\n');
+  const badKey = upgradeRequest(port).replace(
+    /Sec-WebSocket-Key: .*\r\n/,
+    'Sec-WebSocket-Key: short\r\n',
+  );
   assert.equal(await ask(badKey, 'bad key'), 'HTTP/1.1 400 Bad Request');
-  const badVersion = upgradeRequest(port).replace('Sec-WebSocket-Version: 13', 'Sec-WebSocket-Version: 12');
+  const badVersion = upgradeRequest(port).replace(
+    'Sec-WebSocket-Version: 13',
+    'Sec-WebSocket-Version: 12',
+  );
   assert.equal(await ask(badVersion, 'bad version'), 'HTTP/1.1 400 Bad Request');
-  assert.equal(await ask(upgradeRequest(port).replace('GET', 'POST'), 'POST upgrade'), 'HTTP/1.1 405 Method Not Allowed');
-  assert.equal(await ask(upgradeRequest(port, '/elsewhere'), 'unknown path'), 'HTTP/1.1 404 Not Found');
+  assert.equal(
+    await ask(upgradeRequest(port).replace('GET', 'POST'), 'POST upgrade'),
+    'HTTP/1.1 405 Method Not Allowed',
+  );
+  assert.equal(
+    await ask(upgradeRequest(port, '/elsewhere'), 'unknown path'),
+    'HTTP/1.1 404 Not Found',
+  );
   const huge = upgradeRequest(port, '/ws', [`X-Pad: ${'a'.repeat(20_000)}`]);
-  assert.equal(await ask(huge, 'oversized headers'), 'HTTP/1.1 431 Request Header Fields Too Large');
+  assert.equal(
+    await ask(huge, 'oversized headers'),
+    'HTTP/1.1 431 Request Header Fields Too Large',
+  );
 
   assert.equal(hub.clients.size, 0);
   assert.deepEqual(errors, []);
@@ -261,13 +306,28 @@ test('an Origin that Node dropped past maxHeadersCount cannot slip through: trun
   const { hub, server, port } = await startHub(t);
   const ask = (count: number, what: string) => {
     const junk = Array.from({ length: count }, (_, i) => `X-${i}: 1`);
-    return exchange(t, port, upgradeRequest(port, '/ws', [...junk, 'Origin: https://evil.example']), what).then(statusLine);
+    return exchange(
+      t,
+      port,
+      upgradeRequest(port, '/ws', [...junk, 'Origin: https://evil.example']),
+      what,
+    ).then(statusLine);
   };
   // Unset, Node keeps 2,000 raw entries (1,000 headers): the Origin after 1,100 others is lost.
-  assert.equal(await ask(1100, 'Origin after 1,100 headers'), 'HTTP/1.1 431 Request Header Fields Too Large');
-  assert.equal(await ask(900, 'Origin after 900 headers'), 'HTTP/1.1 403 Forbidden', 'below the limit the Origin is seen');
+  assert.equal(
+    await ask(1100, 'Origin after 1,100 headers'),
+    'HTTP/1.1 431 Request Header Fields Too Large',
+  );
+  assert.equal(
+    await ask(900, 'Origin after 900 headers'),
+    'HTTP/1.1 403 Forbidden',
+    'below the limit the Origin is seen',
+  );
   server.maxHeadersCount = 50;
-  assert.equal(await ask(60, 'Origin after 60 headers, maxHeadersCount 50'), 'HTTP/1.1 431 Request Header Fields Too Large');
+  assert.equal(
+    await ask(60, 'Origin after 60 headers, maxHeadersCount 50'),
+    'HTTP/1.1 431 Request Header Fields Too Large',
+  );
   server.maxHeadersCount = 0; // no limit: nothing is dropped
   assert.equal(await ask(1100, 'Origin after 1,100 headers, no limit'), 'HTTP/1.1 403 Forbidden');
   assert.equal(hub.clients.size, 0);
@@ -293,6 +353,9 @@ test('slow headers are cut by Node within headersTimeout + connectionsCheckingIn
   const answer = await readToEnd(socket, 'Node to cut a slow-headers peer');
   const elapsed = performance.now() - started;
   assert.match(answer, /^HTTP\/1\.1 408 /);
-  assert.ok(elapsed >= headersTimeout && elapsed < headersTimeout + connectionsCheckingInterval + 1000, `cut after ${elapsed} ms`);
+  assert.ok(
+    elapsed >= headersTimeout && elapsed < headersTimeout + connectionsCheckingInterval + 1000,
+    `cut after ${elapsed} ms`,
+  );
   assert.equal(hub.clients.size, 0);
 });

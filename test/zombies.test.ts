@@ -23,7 +23,11 @@ async function framesUntilClose(peer: RawPeer): Promise<unknown[]> {
   const seen: unknown[] = [];
   for (;;) {
     const f = await peer.frames();
-    if (f.opcode === 0x8) return [...seen, { close: f.payload.readUInt16BE(0), reason: f.payload.subarray(2).toString() }];
+    if (f.opcode === 0x8)
+      return [
+        ...seen,
+        { close: f.payload.readUInt16BE(0), reason: f.payload.subarray(2).toString() },
+      ];
     seen.push(JSON.parse(f.payload.toString()));
   }
 }
@@ -52,12 +56,20 @@ test('a kicked client that keeps sending never reaches a handler or a counter ag
   peer.socket.write(text({ actioncode: 'shout', id: 1 }));
   const decoded = async () => JSON.parse((await peer.frames()).payload.toString()) as unknown;
   assert.deepEqual(await decoded(), { code: 0, msg: 'success', actioncode: 'shouted', data: true });
-  assert.deepEqual(await decoded(), { code: 0, msg: 'success', actioncode: 'shout', data: true, id: 1 });
+  assert.deepEqual(await decoded(), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'shout',
+    data: true,
+    id: 1,
+  });
   hub.unregister([...hub.clients][0]!, 4000, 'kicked');
   const before = hub.stats();
   assert.deepEqual(await framesUntilClose(peer), [{ close: 4000, reason: 'kicked' }]);
   // It ignores the close and sends 200 more requests, valid and not, then finally answers.
-  const flood = Array.from({ length: 200 }, (_, i) => (i % 2 ? text({ actioncode: 'shout', id: i }) : clientFrame(0x1, Buffer.from('not json'))));
+  const flood = Array.from({ length: 200 }, (_, i) =>
+    i % 2 ? text({ actioncode: 'shout', id: i }) : clientFrame(0x1, Buffer.from('not json')),
+  );
   await sendThenClose(peer, flood, 'the kicked peer to be let go');
   assert.equal(calls, 1, 'handler runs after the kick');
   assert.deepEqual(hub.stats(), { ...before, clients: 0 });
@@ -66,7 +78,10 @@ test('a kicked client that keeps sending never reaches a handler or a counter ag
 test('a client closed by the rate limit runs no handler in the windows after its 1008', async (t) => {
   let calls = 0;
   const interval = 30;
-  const { hub, port } = await startHub(t, { rateLimit: { messages: 2, interval }, actions: { count: () => ++calls } });
+  const { hub, port } = await startHub(t, {
+    rateLimit: { messages: 2, interval },
+    actions: { count: () => ++calls },
+  });
   const peer = await rawPeer(t, port);
   const ask = (id: number) => text({ actioncode: 'count', id });
   peer.socket.write(Buffer.concat([1, 2, 3, 4, 5].map(ask)));
@@ -96,14 +111,20 @@ test('a peer that never answers the close is terminated within closeTimeout', as
   hub.unregister([...hub.clients][0]!, 4000, 'bye');
   assert.equal((await peer.frames()).opcode, 0x8);
   // ws alone would keep the socket for 30 s.
-  assert.deepEqual(await within(peer.ended, closeTimeout + 2000, 'termination of a peer ignoring the close'), {
-    code: 4000,
-    reason: 'bye',
-  });
+  assert.deepEqual(
+    await within(peer.ended, closeTimeout + 2000, 'termination of a peer ignoring the close'),
+    {
+      code: 4000,
+      reason: 'bye',
+    },
+  );
 });
 
 /** A ws server of the test's own (30 s close timeout) whose sockets the hub adopts with register(). */
-async function adoptingServer(t: TestContext, hub: ReturnType<typeof createManager>): Promise<number> {
+async function adoptingServer(
+  t: TestContext,
+  hub: ReturnType<typeof createManager>,
+): Promise<number> {
   const server = createServer();
   const wss = new WebSocketServer({ server });
   wss.on('connection', (ws: WebSocket) => hub.register(ws));
@@ -121,10 +142,18 @@ test('an adopted socket that never answers the close is terminated within closeT
   const hub = createManager({ closeTimeout, heartbeat: false });
   const port = await adoptingServer(t, hub);
   const peer = await rawPeer(t, port, '/');
-  await within(new Promise<void>((r) => (hub.clients.size ? r() : hub.once('connection', () => r()))), 5000, 'adoption');
+  await within(
+    new Promise<void>((r) => (hub.clients.size ? r() : hub.once('connection', () => r()))),
+    5000,
+    'adoption',
+  );
   hub.unregister([...hub.clients][0]!, 1013, 'backpressure');
   assert.equal((await peer.frames()).opcode, 0x8);
-  await within(peer.ended, closeTimeout + 2000, 'termination of an adopted peer ignoring the close');
+  await within(
+    peer.ended,
+    closeTimeout + 2000,
+    'termination of an adopted peer ignoring the close',
+  );
   assert.equal(hub.clients.size, 0);
 });
 
@@ -145,7 +174,15 @@ test('closing sockets count toward maxClients until their TCP connection is gone
   }
   assert.equal(hub.clients.size, 0, 'both are unregistered');
   assert.equal(await refusedStatus(url), 503, 'the closing sockets still hold their slots');
-  await Promise.all(held.map((peer) => within(peer.ended, closeTimeout + 2000, 'termination of a held socket')));
+  await Promise.all(
+    held.map((peer) => within(peer.ended, closeTimeout + 2000, 'termination of a held socket')),
+  );
   const c = await connect(t, url);
-  assert.deepEqual(await c.request('heart_beat'), { code: 0, msg: 'success', actioncode: 'heart_beat', data: true, id: 1 });
+  assert.deepEqual(await c.request('heart_beat'), {
+    code: 0,
+    msg: 'success',
+    actioncode: 'heart_beat',
+    data: true,
+    id: 1,
+  });
 });

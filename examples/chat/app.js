@@ -16,7 +16,8 @@ export function createChat(options = {}) {
     actions: {
       chatSend(data, ctx) {
         const text = typeof data?.text === 'string' ? data.text.trim() : '';
-        if (!text || text.length > 500) throw new HubError(Code.InvalidParams, 'text must be 1-500 characters');
+        if (!text || text.length > 500)
+          throw new HubError(Code.InvalidParams, 'text must be 1-500 characters');
         ctx.hub.broadcast('chat_message', { from: ctx.client.data.name, text, at: Date.now() });
         return { ok: true };
       },

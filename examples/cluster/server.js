@@ -37,7 +37,9 @@ export const { hub, server } = createChat({
 const port = Number(process.env.PORT ?? 8066);
 server.listen(port, process.env.HOST, () => {
   const { port: bound } = server.address();
-  console.log(`chat node on http://localhost:${bound} (hub at ws://localhost:${bound}/ws, redis ${url})`);
+  console.log(
+    `chat node on http://localhost:${bound} (hub at ws://localhost:${bound}/ws, redis ${url})`,
+  );
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) {

@@ -10,7 +10,10 @@ import { fileURLToPath } from 'node:url';
 const server = fileURLToPath(new URL('./server.js', import.meta.url));
 const ports = [8066, 8067];
 const nodes = ports.map((port) =>
-  spawn(process.execPath, [server], { env: { ...process.env, PORT: String(port) }, stdio: 'inherit' }),
+  spawn(process.execPath, [server], {
+    env: { ...process.env, PORT: String(port) },
+    stdio: 'inherit',
+  }),
 );
 let stopping = false;
 const stop = (signal) => {

@@ -46,7 +46,10 @@ app.addHook('preClose', async () => {
   await hub.close();
 });
 
-const url = await app.listen({ port: Number(process.env.PORT ?? 8066), host: process.env.HOST ?? 'localhost' });
+const url = await app.listen({
+  port: Number(process.env.PORT ?? 8066),
+  host: process.env.HOST ?? 'localhost',
+});
 console.log(`listening on ${url} (hub at ${url.replace(/^http/, 'ws')}/ws?token=${TOKEN})`);
 
 for (const signal of ['SIGINT', 'SIGTERM']) {

@@ -22,7 +22,8 @@ app.get('/health', (c) => c.json({ clients: hub.clients.size }));
 
 const server = serve(
   { fetch: app.fetch, port: Number(process.env.PORT ?? 8066), hostname: process.env.HOST },
-  ({ port }) => console.log(`listening on http://localhost:${port} (hub at ws://localhost:${port}/ws)`),
+  ({ port }) =>
+    console.log(`listening on http://localhost:${port} (hub at ws://localhost:${port}/ws)`),
 );
 hub.handle(server, '/ws');
 

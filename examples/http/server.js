@@ -6,14 +6,19 @@ const hub = createManager({
   actions: {
     // {"actioncode":"join","data":{"room":"lobby"},"id":1}
     join(data, ctx) {
-      if (typeof data?.room !== 'string' || !data.room) throw new HubError(Code.InvalidParams, 'room required');
+      if (typeof data?.room !== 'string' || !data.room)
+        throw new HubError(Code.InvalidParams, 'room required');
       ctx.hub.join(ctx.client.id, data.room);
       return { room: data.room };
     },
     // {"actioncode":"say","data":{"room":"lobby","text":"hi"},"id":2}
     say(data, ctx) {
       if (typeof data?.text !== 'string') throw new HubError(Code.InvalidParams, 'text required');
-      const sent = ctx.hub.broadcast('said', { from: ctx.client.id, text: data.text }, { rooms: [data.room] });
+      const sent = ctx.hub.broadcast(
+        'said',
+        { from: ctx.client.id, text: data.text },
+        { rooms: [data.room] },
+      );
       return { sent };
     },
   },

@@ -29,7 +29,11 @@ new Gauge({
 // Totals kept by wshub itself, exposed as Prometheus counters when scraped.
 for (const [key, name, help] of [
   ['messagesIn', 'wshub_messages_received_total', 'Messages received from clients'],
-  ['messagesOut', 'wshub_messages_sent_total', 'Frames queued for clients (a broadcast to n clients counts n)'],
+  [
+    'messagesOut',
+    'wshub_messages_sent_total',
+    'Frames queued for clients (a broadcast to n clients counts n)',
+  ],
   ['bytesIn', 'wshub_received_bytes_total', 'Bytes received from clients'],
   ['bytesOut', 'wshub_sent_bytes_total', 'Bytes queued for clients'],
   ['dropped', 'wshub_dropped_total', 'Frames skipped because a client was too slow'],
@@ -46,7 +50,11 @@ for (const [key, name, help] of [
   });
 }
 
-const connections = new Counter({ name: 'wshub_connections_total', help: 'Clients connected', registers: [registry] });
+const connections = new Counter({
+  name: 'wshub_connections_total',
+  help: 'Clients connected',
+  registers: [registry],
+});
 const disconnections = new Counter({
   name: 'wshub_disconnections_total',
   help: 'Clients disconnected, by close code',
@@ -67,7 +75,9 @@ hub.handle(server, '/ws');
 
 server.listen(Number(process.env.PORT ?? 8066), process.env.HOST, () => {
   const { port } = server.address();
-  console.log(`listening on http://localhost:${port} (metrics at /metrics, hub at ws://localhost:${port}/ws)`);
+  console.log(
+    `listening on http://localhost:${port} (metrics at /metrics, hub at ws://localhost:${port}/ws)`,
+  );
 });
 
 for (const signal of ['SIGINT', 'SIGTERM']) {

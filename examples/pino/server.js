@@ -20,7 +20,10 @@ const hub = createManager({
 });
 
 hub.on('connection', (client, req) => {
-  log.info({ clientId: client.id, ip: client.remoteAddress, ua: req?.headers['user-agent'] }, 'client connected');
+  log.info(
+    { clientId: client.id, ip: client.remoteAddress, ua: req?.headers['user-agent'] },
+    'client connected',
+  );
 });
 hub.on('disconnect', (client, code, reason) => {
   log.info({ clientId: client.id, code, reason }, 'client disconnected');

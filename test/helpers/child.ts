@@ -61,7 +61,11 @@ export async function run(
         const hit = text.split('\n').find((l) => pattern.test(l));
         if (hit !== undefined) resolve(hit);
         else if (child.exitCode !== null || child.signalCode !== null) {
-          reject(new Error(`${file} exited (${child.exitCode ?? child.signalCode}) before printing ${what}:\n${text}`));
+          reject(
+            new Error(
+              `${file} exited (${child.exitCode ?? child.signalCode}) before printing ${what}:\n${text}`,
+            ),
+          );
         }
       };
       watchers.add(watch);
@@ -100,7 +104,10 @@ export interface HttpResult {
 }
 
 /** One HTTP request with no keep-alive (a pooled socket would outlive the test). */
-export function http(url: string, init: { method?: string; body?: unknown } = {}): Promise<HttpResult> {
+export function http(
+  url: string,
+  init: { method?: string; body?: unknown } = {},
+): Promise<HttpResult> {
   const body = init.body === undefined ? undefined : JSON.stringify(init.body);
   const done = new Promise<HttpResult>((resolve, reject) => {
     const req = request(
@@ -108,13 +115,22 @@ export function http(url: string, init: { method?: string; body?: unknown } = {}
       {
         method: init.method ?? 'GET',
         agent: false,
-        headers: body === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        headers:
+          body === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body: text }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            type: String(res.headers['content-type'] ?? ''),
+            body: text,
+          }),
+        );
         res.on('error', reject);
       },
     );

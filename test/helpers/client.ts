@@ -42,7 +42,9 @@ export class TestClient {
     this.ws.on('error', () => {}); // failures surface through `opened` / `closed`
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
-      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      this.ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`HTTP ${res.statusCode}`)),
+      );
       this.ws.once('error', reject);
     });
     this.opened.catch(() => {});
@@ -54,7 +56,8 @@ export class TestClient {
   /** The next frame, decoded. */
   async next(what = 'next frame'): Promise<Reply> {
     const buffered = this.frames.shift();
-    const raw = buffered ?? (await within(new Promise<string>((r) => this.#waiters.push(r)), WAIT, what));
+    const raw =
+      buffered ?? (await within(new Promise<string>((r) => this.#waiters.push(r)), WAIT, what));
     return JSON.parse(raw) as Reply;
   }
 
@@ -64,12 +67,18 @@ export class TestClient {
   }
 
   /** Sends `{actioncode, data, id}` (plus `extra` fields) and resolves the reply with that id. */
-  async request(actioncode: string, data?: unknown, extra: Record<string, unknown> = {}): Promise<Reply> {
+  async request(
+    actioncode: string,
+    data?: unknown,
+    extra: Record<string, unknown> = {},
+  ): Promise<Reply> {
     const id = this.#nextId++;
     this.ws.send(JSON.stringify({ actioncode, data, id, ...extra }));
     // Other frames stay queued, in order, for later assertions.
     const reply = new Promise<Reply>((resolve) => this.#replies.set(id, resolve));
-    return within(reply, WAIT, `reply to ${actioncode} #${id}`).finally(() => this.#replies.delete(id));
+    return within(reply, WAIT, `reply to ${actioncode} #${id}`).finally(() =>
+      this.#replies.delete(id),
+    );
   }
 
   /** Barrier: a heart_beat round trip; every frame queued before it has arrived when this resolves. */
@@ -89,12 +98,17 @@ export class TestClient {
   }
 
   close(): void {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING)
+      this.ws.terminate();
   }
 }
 
 /** Opens a client and waits for the handshake; terminated at test end. */
-export async function connect(t: TestContext, url: string, options?: ConstructorParameters<typeof TestClient>[1]): Promise<TestClient> {
+export async function connect(
+  t: TestContext,
+  url: string,
+  options?: ConstructorParameters<typeof TestClient>[1],
+): Promise<TestClient> {
   const client = new TestClient(url, options);
   t.after(() => client.close());
   await within(client.opened, WAIT, `open ${url}`);
@@ -102,7 +116,10 @@ export async function connect(t: TestContext, url: string, options?: Constructor
 }
 
 /** Attempts an upgrade that should be refused; resolves the HTTP status. */
-export function refusedStatus(url: string, options?: ClientOptions & { protocols?: string | string[] }): Promise<number> {
+export function refusedStatus(
+  url: string,
+  options?: ClientOptions & { protocols?: string | string[] },
+): Promise<number> {
   const ws = new WebSocket(url, options?.protocols, options);
   ws.on('error', () => {});
   return within(

@@ -4,10 +4,12 @@ import { encode, Signer, type Header } from '../../src/cluster-wire.ts';
 import { encode as encodeReply } from '../../src/protocol.ts';
 
 /** A push frame, as a node encodes it. */
-export const encodeFrame = (actioncode: string, data: unknown): string => encodeReply(0, 'success', actioncode, data);
+export const encodeFrame = (actioncode: string, data: unknown): string =>
+  encodeReply(0, 'success', actioncode, data);
 
 /** A well-formed cluster message (header, then the body after '\n'), unsigned. */
 export const forge = (header: Header, body?: string): string => encode(header, body);
 
 /** `message` signed for `channel` with `key`, as a node holding that key would sign it. */
-export const sign = (key: string, channel: string, message: string): string => new Signer(Buffer.from(key)).sign(channel, message);
+export const sign = (key: string, channel: string, message: string): string =>
+  new Signer(Buffer.from(key)).sign(channel, message);

@@ -59,7 +59,8 @@ export function assertNoLeaks(): void {
   after(async () => {
     const tcp = () => process.getActiveResourcesInfo().filter((r) => r.startsWith('TCP'));
     // A closed handle leaves the list when libuv runs its close callback, a loop turn or two later.
-    for (let turn = 0; turn < 50 && tcp().length > 0; turn++) await new Promise((r) => setImmediate(r));
+    for (let turn = 0; turn < 50 && tcp().length > 0; turn++)
+      await new Promise((r) => setImmediate(r));
     const leaked = tcp();
     assert.deepEqual(leaked, [], `leaked handles: ${leaked.join(', ')}`);
   });

@@ -10,10 +10,19 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { createManager, HubError, Code, type Client, type Manager } from '../../src/index.ts';
 import { createRedisAdapter } from '../../src/redis.ts';
 import { closeServer, listen } from './hub.ts';
-import { Peer } from './peer.ts';
+import type { Peer } from './peer.ts';
 import type { Redis, RedisServer } from './redis.ts';
 import { within } from './wait.ts';
-import { broadcast, HIGH_WATER_MARK, letGo, MAX_PAYLOAD, newModel, push, receive, wire } from './model.ts';
+import {
+  broadcast,
+  HIGH_WATER_MARK,
+  letGo,
+  MAX_PAYLOAD,
+  newModel,
+  push,
+  receive,
+  wire,
+} from './model.ts';
 import type { MClient, Model } from './model.ts';
 
 export const WAIT = 5000;
@@ -91,16 +100,26 @@ const actions = {
   },
 };
 
-const idOf = (url: string | undefined): string => new URL(url ?? '/', 'http://x').searchParams.get('id') ?? '';
+const idOf = (url: string | undefined): string =>
+  new URL(url ?? '/', 'http://x').searchParams.get('id') ?? '';
 
-async function startNode(real: Real, policy: Model['policy'], redis?: { server: RedisServer; prefix: string }): Promise<Node> {
+async function startNode(
+  real: Real,
+  policy: Model['policy'],
+  redis?: { server: RedisServer; prefix: string },
+): Promise<Node> {
   const log = new Log();
   let adapter;
   let clients: Node['redis'];
   if (redis) {
     clients = { pub: await redis.server.client(), sub: await redis.server.client() };
     // No heartbeats or expiry within a run: a lost question times out `within`, never passes silently.
-    adapter = createRedisAdapter({ ...clients, prefix: redis.prefix, heartbeatInterval: 60_000, requestTimeout: 60_000 });
+    adapter = createRedisAdapter({
+      ...clients,
+      prefix: redis.prefix,
+      heartbeatInterval: 60_000,
+      requestTimeout: 60_000,
+    });
   }
   const hub = createManager({
     actions,
@@ -122,7 +141,10 @@ async function startNode(real: Real, policy: Model['policy'], redis?: { server: 
     const peer = real.peers.get(client.id);
     if (peer && req) peer.server = req.socket as Peer['server'];
   });
-  hub.on('disconnect', (client, code, reason) => (log.disconnects.push(`${client.id} ${code} ${reason}`), log.note()));
+  hub.on(
+    'disconnect',
+    (client, code, reason) => (log.disconnects.push(`${client.id} ${code} ${reason}`), log.note()),
+  );
   hub.on('drop', (client, reason) => (log.drops.push(`${client.id} ${reason}`), log.note()));
   hub.on('error', (err, client) => {
     log.errors.push(`${client?.id ?? '-'} ${(err as { code?: string }).code ?? err.message}`);
@@ -151,17 +173,37 @@ async function startForeign(): Promise<Foreign> {
 }
 
 /** Fresh hub node(s) for one run: one process with a foreign server, or two nodes over `redis`. */
-export async function setup(caught: unknown[], policy: Model['policy'], redis?: RedisServer): Promise<{ model: Model; real: Real }> {
+export async function setup(
+  caught: unknown[],
+  policy: Model['policy'],
+  redis?: RedisServer,
+): Promise<{ model: Model; real: Real }> {
   const model = newModel(redis ? 2 : 1, policy);
-  const real: Real = { nodes: [], peers: new Map(), objects: new Map(), foreign: undefined, redis, cluster: undefined, caught, trace: [] };
+  const real: Real = {
+    nodes: [],
+    peers: new Map(),
+    objects: new Map(),
+    foreign: undefined,
+    redis,
+    cluster: undefined,
+    caught,
+    trace: [],
+  };
   try {
     if (redis) {
       const prefix = nanoid();
-      for (let i = 0; i < 2; i++) real.nodes.push(await startNode(real, policy, { server: redis, prefix }));
-      const formed = real.nodes.map((n, i) => n.log.until(() => n.log.peers.length > 0, `node ${i} to see the other`));
+      for (let i = 0; i < 2; i++)
+        real.nodes.push(await startNode(real, policy, { server: redis, prefix }));
+      const formed = real.nodes.map((n, i) =>
+        n.log.until(() => n.log.peers.length > 0, `node ${i} to see the other`),
+      );
       await Promise.all(formed);
       // each node's uid is what the other logged
-      real.cluster = { prefix, uids: [real.nodes[1]!.log.peers[0]!, real.nodes[0]!.log.peers[0]!], forger: await redis.client() };
+      real.cluster = {
+        prefix,
+        uids: [real.nodes[1]!.log.peers[0]!, real.nodes[0]!.log.peers[0]!],
+        forger: await redis.client(),
+      };
     } else {
       real.nodes.push(await startNode(real, policy));
       real.foreign = await startForeign();
@@ -179,9 +221,13 @@ export async function teardown(real: Real): Promise<void> {
   if (real.redis && real.nodes.some((n) => n.redis && !n.redis.pub.isReady)) {
     // a run that ended in an outage: the next run needs Redis
     await real.redis.restart();
-    await Promise.all(real.nodes.flatMap((n) => (n.redis ? [ready(n.redis.pub), ready(n.redis.sub)] : [])));
+    await Promise.all(
+      real.nodes.flatMap((n) => (n.redis ? [ready(n.redis.pub), ready(n.redis.sub)] : [])),
+    );
   }
-  await Promise.all(real.nodes.map((n) => within(n.hub.close({ timeout: 200 }), WAIT, 'hub.close() after a run')));
+  await Promise.all(
+    real.nodes.map((n) => within(n.hub.close({ timeout: 200 }), WAIT, 'hub.close() after a run')),
+  );
   for (const n of real.nodes) {
     await closeServer(n.server);
     n.redis?.pub.destroy();
@@ -195,17 +241,22 @@ export async function teardown(real: Real): Promise<void> {
 }
 
 export function ready(client: Redis): Promise<unknown> {
-  return client.isReady ? Promise.resolve() : within(once(client, 'ready'), WAIT, 'redis client ready');
+  return client.isReady
+    ? Promise.resolve()
+    : within(once(client, 'ready'), WAIT, 'redis client ready');
 }
 
 /** Resolves once node-redis has noticed the server is gone (it sets isReady before emitting 'error'). */
 export function notReady(client: Redis): Promise<unknown> {
-  return client.isReady ? within(once(client, 'error'), WAIT, 'redis client to notice the outage') : Promise.resolve();
+  return client.isReady
+    ? within(once(client, 'error'), WAIT, 'redis client to notice the outage')
+    : Promise.resolve();
 }
 
 // --- comparing with the model ---
 
-const short = (f: string): string => (f.length > 120 ? `${f.slice(0, 100)}…(${f.length} chars)` : f);
+const short = (f: string): string =>
+  f.length > 120 ? `${f.slice(0, 100)}…(${f.length} chars)` : f;
 
 /** The frames `c` got since the last check are exactly the model's (or, if `prefix`, a prefix of them). */
 export function checkFrames(c: MClient, peer: Peer, prefix = false): void {
@@ -225,12 +276,19 @@ export function checkFrames(c: MClient, peer: Peer, prefix = false): void {
 /** A heart_beat round trip: its reply proves every frame queued for `c` before it has arrived. */
 async function barrier(m: Model, r: Real, c: MClient): Promise<void> {
   const peer = r.peers.get(c.id)!;
-  assert.ok(c.registered, `${c.id} is open and reading but no longer registered: a command left its close unchecked`);
+  assert.ok(
+    c.registered,
+    `${c.id} is open and reading but no longer registered: a command left its close unchecked`,
+  );
   const id = `b${m.seq++}`;
   receive(m, c, { t: 'heart_beat' }, id);
   const reply = c.expected.at(-1)!;
   peer.ws.send(wire({ t: 'heart_beat' }, id).payload);
-  await peer.until(() => peer.frames.includes(reply, c.checked) || peer.closedWith !== undefined, WAIT, `${c.id}: barrier ${id}`);
+  await peer.until(
+    () => peer.frames.includes(reply, c.checked) || peer.closedWith !== undefined,
+    WAIT,
+    `${c.id}: barrier ${id}`,
+  );
   checkFrames(c, peer);
   assert.equal(peer.closedWith, undefined, `${c.id} was closed, though registered`);
 }
@@ -280,7 +338,11 @@ function verifyNode(m: Model, r: Real, i: number): void {
   assert.deepEqual(stats, expected, `node ${i}: stats()`);
   assert.equal(hub.clients.size, clients, `node ${i}: hub.clients.size`);
   for (const c of m.clients.filter((x) => x.registered && x.node === i)) {
-    assert.deepEqual([...hub.clients.get(c.id)!.rooms].sort(), [...c.rooms].sort(), `${c.id}.rooms`);
+    assert.deepEqual(
+      [...hub.clients.get(c.id)!.rooms].sort(),
+      [...c.rooms].sort(),
+      `${c.id}.rooms`,
+    );
   }
 }
 
@@ -302,7 +364,11 @@ export async function finish(m: Model, r: Real): Promise<void> {
     await within(closing, WAIT, `node ${i}: hub.close()`);
     for (const c of local) {
       const peer = r.peers.get(c.id)!;
-      assert.deepEqual(await peer.closed(WAIT, `${c.id}: the shutdown close`), c.close, `${c.id}: the shutdown close`);
+      assert.deepEqual(
+        await peer.closed(WAIT, `${c.id}: the shutdown close`),
+        c.close,
+        `${c.id}: the shutdown close`,
+      );
       c.open = false;
       checkFrames(c, peer);
     }
@@ -319,7 +385,11 @@ export async function thaw(m: Model, r: Real, c: MClient): Promise<void> {
     // Every frame queued before must arrive before a barrier: the barrier's reply is itself subject
     // to backpressure until the server's buffer has drained.
     const all = () => peer.frames.length >= c.expected.length || peer.closedWith !== undefined;
-    await peer.until(all, WAIT, `${c.id}: the ${c.expected.length - c.checked} frames queued while paused`);
+    await peer.until(
+      all,
+      WAIT,
+      `${c.id}: the ${c.expected.length - c.checked} frames queued while paused`,
+    );
     c.overMark = false;
     checkFrames(c, peer);
     return;
@@ -351,4 +421,5 @@ export class Cmd implements fc.AsyncCommand<Model, Real> {
 }
 
 /** `list[i mod length]`: a command's choice, stable for a given model state. */
-export const pick = <T>(list: readonly T[], i: number): T | undefined => (list.length === 0 ? undefined : list[i % list.length]);
+export const pick = <T>(list: readonly T[], i: number): T | undefined =>
+  list.length === 0 ? undefined : list[i % list.length];

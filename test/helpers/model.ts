@@ -103,13 +103,25 @@ export function newModel(nodes: number, policy: 'close' | 'drop'): Model {
 }
 
 /** A frame exactly as the SPEC spells it. */
-export function frame(code: number, msg: string, actioncode: string, data: unknown, id?: string): string {
-  const f: Record<string, unknown> = { code, msg, actioncode, data: data === undefined ? null : data };
+export function frame(
+  code: number,
+  msg: string,
+  actioncode: string,
+  data: unknown,
+  id?: string,
+): string {
+  const f: Record<string, unknown> = {
+    code,
+    msg,
+    actioncode,
+    data: data === undefined ? null : data,
+  };
   if (id !== undefined) f.id = id;
   return JSON.stringify(f);
 }
 
-export const push = (actioncode: string, data: unknown): string => frame(0, 'success', actioncode, data);
+export const push = (actioncode: string, data: unknown): string =>
+  frame(0, 'success', actioncode, data);
 
 /** RFC 6455 length of an unmasked server frame carrying `text`. */
 function wireLength(text: string): number {
@@ -135,10 +147,12 @@ export function addClient(m: Model, node: number, kind: MClient['kind']): MClien
   return c;
 }
 
-export const byId = (m: Model, id: string): MClient | undefined => m.clients.find((c) => c.id === id && c.registered);
+export const byId = (m: Model, id: string): MClient | undefined =>
+  m.clients.find((c) => c.id === id && c.registered);
 
 /** Whether a delivery from `node` can reach `c`: always on one process; across nodes only while Redis is up. */
-const reaches = (m: Model, node: number, c: MClient): boolean => c.registered && (c.node === node || m.redisUp);
+const reaches = (m: Model, node: number, c: MClient): boolean =>
+  c.registered && (c.node === node || m.redisUp);
 
 /** Queues a frame for a registered client, under the backpressure policy. @returns whether it was queued */
 export function queue(m: Model, c: MClient, text: string): boolean {
@@ -185,11 +199,18 @@ export function audience(m: Model, node: number, target: Target | undefined): MC
   const everyone = !target?.to && !target?.rooms;
   const to = new Set(target?.to ?? []);
   const rooms = target?.rooms ?? [];
-  return m.clients.filter((c) => reaches(m, node, c) && (everyone || to.has(c.id) || rooms.some((r) => c.rooms.has(r))));
+  return m.clients.filter(
+    (c) => reaches(m, node, c) && (everyone || to.has(c.id) || rooms.some((r) => c.rooms.has(r))),
+  );
 }
 
 /** hub.broadcast on `node`. @returns what broadcast() returns: clients of that node it was queued for */
-export function broadcast(m: Model, node: number, text: string, target: Target | undefined): number {
+export function broadcast(
+  m: Model,
+  node: number,
+  text: string,
+  target: Target | undefined,
+): number {
   const except = new Set(target?.except ?? []);
   let n = 0;
   for (const c of audience(m, node, target)) {
@@ -206,7 +227,13 @@ export function send(m: Model, node: number, id: string, text: string): boolean 
 }
 
 /** hub.join / hub.leave on `node`: local at once, remote through Redis (dropped while it is down). */
-export function joinOrLeave(m: Model, node: number, id: string, room: string, join: boolean): boolean {
+export function joinOrLeave(
+  m: Model,
+  node: number,
+  id: string,
+  room: string,
+  join: boolean,
+): boolean {
   const c = byId(m, id);
   if (c && reaches(m, node, c)) {
     if (join) c.rooms.add(room);
@@ -217,7 +244,9 @@ export function joinOrLeave(m: Model, node: number, id: string, room: string, jo
 
 export const CLOSE_CODES = [1000, 1001, 3000, 4000, 4999, 999, 1005, 1006, 5000] as const;
 export const validClose = (code: number, reason: string): boolean =>
-  (code === 1000 || (code >= 1001 && code <= 1014 && ![1004, 1005, 1006].includes(code)) || (code >= 3000 && code <= 4999)) &&
+  (code === 1000 ||
+    (code >= 1001 && code <= 1014 && ![1004, 1005, 1006].includes(code)) ||
+    (code >= 3000 && code <= 4999)) &&
   Buffer.byteLength(reason) <= 123;
 
 // --- client messages ---
@@ -246,13 +275,20 @@ export function wire(msg: Msg, id: string): { payload: string | Buffer; binary: 
     case 'heart_beat':
       return text({ actioncode: 'heart_beat', id });
     case 'echo':
-      return { payload: JSON.stringify({ actioncode: 'echo', data: msg.data, id }), binary: msg.binary };
+      return {
+        payload: JSON.stringify({ actioncode: 'echo', data: msg.data, id }),
+        binary: msg.binary,
+      };
     case 'say':
       return text({ actioncode: 'say', data: msg.text, id });
     case 'shout': {
       // 'none' is what the seed's clients send by default
       const fan =
-        msg.fan === 'all' ? { is_broadcast: true } : msg.fan === 'none' ? { is_broadcast: false, client_ids: [] } : { client_ids: msg.fan };
+        msg.fan === 'all'
+          ? { is_broadcast: true }
+          : msg.fan === 'none'
+            ? { is_broadcast: false, client_ids: [] }
+            : { client_ids: msg.fan };
       return text({ actioncode: 'shout', data: msg.data, id, ...fan });
     }
     case 'denied':
@@ -298,7 +334,10 @@ export function receive(m: Model, sender: MClient, msg: Msg, id: string): void {
   const node = m.nodes[sender.node]!;
   if (msg.t === 'utf8' || (msg.t === 'oversize' && sender.kind === 'upgrade')) {
     // ws rejects the frame before it is a message: an 'error', then the close ws sends.
-    const [code, what] = msg.t === 'utf8' ? [1007, 'WS_ERR_INVALID_UTF8'] : [1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'];
+    const [code, what] =
+      msg.t === 'utf8'
+        ? [1007, 'WS_ERR_INVALID_UTF8']
+        : [1009, 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'];
     node.errors.push(`${sender.id} ${what}`);
     node.stats.errors++;
     letGo(m, sender, code, '');
@@ -307,7 +346,8 @@ export function receive(m: Model, sender: MClient, msg: Msg, id: string): void {
   const { payload } = wire(msg, id);
   node.stats.messagesIn++;
   node.stats.bytesIn += Buffer.byteLength(payload);
-  const reply = (data: unknown) => queue(m, sender, frame(0, 'success', actioncodeOf(msg), data, id));
+  const reply = (data: unknown) =>
+    queue(m, sender, frame(0, 'success', actioncodeOf(msg), data, id));
   switch (msg.t) {
     case 'heart_beat':
       return void reply(true);
@@ -322,12 +362,17 @@ export function receive(m: Model, sender: MClient, msg: Msg, id: string): void {
       reply(msg.data);
       if (msg.fan === 'none') return;
       const copy = push('shout', msg.data);
-      const target = msg.fan === 'all' ? { except: [sender.id] } : { to: msg.fan, except: [sender.id] };
+      const target =
+        msg.fan === 'all' ? { except: [sender.id] } : { to: msg.fan, except: [sender.id] };
       broadcast(m, sender.node, copy, target);
       return;
     }
     case 'denied':
-      return void queue(m, sender, frame(9, 'fan-out not allowed for this action', 'echo', null, id));
+      return void queue(
+        m,
+        sender,
+        frame(9, 'fan-out not allowed for this action', 'echo', null, id),
+      );
     case 'deny':
       return void queue(m, sender, frame(6, 'token invalid', 'deny', null, id));
     case 'boom':

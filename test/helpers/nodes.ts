@@ -42,7 +42,11 @@ export const actions = {
 };
 
 /** Clients `<letter><i>` on each node: a0, a1 on the first, b0, b1 on the second… */
-export async function clientsOn(t: TestContext, nodes: Started<undefined>[], perNode: number): Promise<Record<string, TestClient>> {
+export async function clientsOn(
+  t: TestContext,
+  nodes: Started<undefined>[],
+  perNode: number,
+): Promise<Record<string, TestClient>> {
   const clients: Record<string, TestClient> = {};
   for (const [n, node] of nodes.entries()) {
     for (let i = 0; i < perNode; i++) {
@@ -53,7 +57,12 @@ export async function clientsOn(t: TestContext, nodes: Started<undefined>[], per
   return clients;
 }
 
-export const push = (actioncode: string, data: unknown): Reply => ({ code: 0, msg: 'success', actioncode, data });
+export const push = (actioncode: string, data: unknown): Reply => ({
+  code: 0,
+  msg: 'success',
+  actioncode,
+  data,
+});
 
 /**
  * Every client's next frames are exactly `expected[id]` (default: nothing), then markers sent by
@@ -73,19 +82,34 @@ export async function expectOnly(
   const m = nanoid();
   from.hub.broadcast('marker', `${m}:all`);
   for (const id of Object.keys(clients)) from.hub.send(id, 'marker', `${m}:to`);
-  for (const room of new Set(Object.values(rooms).flat())) from.hub.broadcast('marker', `${m}:room:${room}`, { rooms: [room] });
+  for (const room of new Set(Object.values(rooms).flat()))
+    from.hub.broadcast('marker', `${m}:room:${room}`, { rooms: [room] });
   for (const [id, client] of Object.entries(clients)) {
-    const waiting = new Set([`${m}:all`, `${m}:to`, ...(rooms[id] ?? []).map((room) => `${m}:room:${room}`)]);
+    const waiting = new Set([
+      `${m}:all`,
+      `${m}:to`,
+      ...(rooms[id] ?? []).map((room) => `${m}:room:${room}`),
+    ]);
     const got: Reply[] = [];
     while (waiting.size > 0) {
       const frame = await client.next(`${id}: frames up to the markers ${[...waiting].join(', ')}`);
-      if (frame.actioncode === 'marker' && typeof frame.data === 'string' && frame.data.startsWith(m)) {
-        assert.ok(waiting.delete(frame.data), `${id} got marker ${frame.data} twice or not meant for it`);
+      if (
+        frame.actioncode === 'marker' &&
+        typeof frame.data === 'string' &&
+        frame.data.startsWith(m)
+      ) {
+        assert.ok(
+          waiting.delete(frame.data),
+          `${id} got marker ${frame.data} twice or not meant for it`,
+        );
         continue;
       }
       got.push(frame);
     }
-    const sort = (frames: Reply[]) => (ordered ? frames : frames.toSorted((x, y) => (JSON.stringify(x) < JSON.stringify(y) ? -1 : 1)));
+    const sort = (frames: Reply[]) =>
+      ordered
+        ? frames
+        : frames.toSorted((x, y) => (JSON.stringify(x) < JSON.stringify(y) ? -1 : 1));
     assert.deepEqual(sort(got), sort(expected[id] ?? []), `frames to ${id}`);
   }
 }
@@ -118,7 +142,8 @@ export class Arrivals extends EventEmitter {
   /** The longest silence between two arrivals, ms. */
   gap(): number {
     let max = 0;
-    for (let i = 1; i < this.got.length; i++) max = Math.max(max, this.got[i]!.at - this.got[i - 1]!.at);
+    for (let i = 1; i < this.got.length; i++)
+      max = Math.max(max, this.got[i]!.at - this.got[i - 1]!.at);
     return max;
   }
 }

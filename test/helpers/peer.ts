@@ -33,7 +33,9 @@ export class Peer {
     });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
-      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      this.ws.once('unexpected-response', (_req, res) =>
+        reject(new Error(`HTTP ${res.statusCode}`)),
+      );
       this.ws.once('error', reject);
     });
     this.opened.catch(() => {});
@@ -71,7 +73,8 @@ export class Peer {
     const server = this.server;
     if (!server) throw new Error(`${what}: the server side of this connection is unknown`);
     const written = (this.ws as unknown as { _socket: Socket })._socket.bytesWritten;
-    const done = () => server.bytesRead >= written || server.destroyed || server.readableFlowing === false;
+    const done = () =>
+      server.bytesRead >= written || server.destroyed || server.readableFlowing === false;
     if (done()) return Promise.resolve();
     let watch!: () => void;
     const caughtUp = new Promise<void>((resolve) => {

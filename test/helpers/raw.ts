@@ -27,14 +27,21 @@ export function readToEnd(socket: Socket, what: string): Promise<string> {
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
   return within(
-    new Promise<string>((resolve) => socket.once('close', () => resolve(Buffer.concat(chunks).toString('latin1')))),
+    new Promise<string>((resolve) =>
+      socket.once('close', () => resolve(Buffer.concat(chunks).toString('latin1'))),
+    ),
     WAIT,
     what,
   );
 }
 
 /** Writes `bytes` on a fresh connection and resolves what the server answered before closing. */
-export async function exchange(t: TestContext, port: number, bytes: string | Buffer, what: string): Promise<string> {
+export async function exchange(
+  t: TestContext,
+  port: number,
+  bytes: string | Buffer,
+  what: string,
+): Promise<string> {
   const socket = await tcp(t, port);
   const answer = readToEnd(socket, what);
   socket.write(bytes);
@@ -60,7 +67,12 @@ export function upgradeRequest(port: number, path = '/ws', extra: string[] = [])
  * A client frame with any opcode and payload; masked, as RFC 6455 requires of clients, unless
  * `masked` is false. `rsv` sets the three reserved bits (0-7).
  */
-export function clientFrame(opcode: number, payload: Buffer, fin = true, { masked = true, rsv = 0 } = {}): Buffer {
+export function clientFrame(
+  opcode: number,
+  payload: Buffer,
+  fin = true,
+  { masked = true, rsv = 0 } = {},
+): Buffer {
   const len = payload.length;
   const header = len < 126 ? 2 : len < 65536 ? 4 : 10;
   const maskBytes = masked ? 4 : 0;
@@ -116,7 +128,8 @@ export async function rawPeer(t: TestContext, port: number, path = '/ws'): Promi
       const len7 = buf[1]! & 0x7f;
       const header = len7 < 126 ? 2 : len7 === 126 ? 4 : 10;
       if (buf.length < header) return;
-      const len = len7 < 126 ? len7 : len7 === 126 ? buf.readUInt16BE(2) : Number(buf.readBigUInt64BE(2));
+      const len =
+        len7 < 126 ? len7 : len7 === 126 ? buf.readUInt16BE(2) : Number(buf.readBigUInt64BE(2));
       if (buf.length < header + len) return;
       const frame = { opcode: buf[0]! & 0x0f, payload: buf.subarray(header, header + len) };
       buf = buf.subarray(header + len);
@@ -138,7 +151,8 @@ export async function rawPeer(t: TestContext, port: number, path = '/ws'): Promi
       if (end === -1) return;
       const head = buf.subarray(0, end).toString('latin1');
       buf = buf.subarray(end + 4);
-      if (!head.startsWith('HTTP/1.1 101')) return onFail(new Error(`handshake refused: ${head.split('\r\n')[0]}`));
+      if (!head.startsWith('HTTP/1.1 101'))
+        return onFail(new Error(`handshake refused: ${head.split('\r\n')[0]}`));
       upgraded = true;
       onOpen();
     }
@@ -150,7 +164,9 @@ export async function rawPeer(t: TestContext, port: number, path = '/ws'): Promi
     socket,
     frames: () => {
       const f = queue.shift();
-      return f ? Promise.resolve(f) : within(new Promise((r) => waiters.push(r)), WAIT, 'raw frame');
+      return f
+        ? Promise.resolve(f)
+        : within(new Promise((r) => waiters.push(r)), WAIT, 'raw frame');
     },
     take: () => {
       const f = queue.shift();

@@ -127,7 +127,9 @@ function spawnNode(dir: string, port: number, busPort: number): Promise<ChildPro
   return within(
     new Promise<ChildProcess>((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`redis-server on ${port} exited with ${code}: ${tail}`)));
+      child.once('exit', (code) =>
+        reject(new Error(`redis-server on ${port} exited with ${code}: ${tail}`)),
+      );
       const ready = (): void => {
         if (!tail.includes('Ready to accept connections')) return;
         child.stdout!.off('data', ready);
@@ -156,7 +158,9 @@ async function until(check: () => Promise<boolean>, ms: number, what: string): P
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-  throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+  throw new Error(
+    `timed out after ${ms} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`,
+  );
 }
 
 function parseNodes(text: string): NodeView[] {
@@ -171,15 +175,18 @@ function parseNodes(text: string): NodeView[] {
         flags: flags!.split(','),
         master: master === '-' ? undefined : master,
         // "[slot->-id]" / "[slot-<-id]" are migration marks, not ownership
-        slots: slots.filter((s) => !s.startsWith('[')).map((s) => {
-          const [from, to = from] = s.split('-');
-          return [Number(from), Number(to)] as [number, number];
-        }),
+        slots: slots
+          .filter((s) => !s.startsWith('['))
+          .map((s) => {
+            const [from, to = from] = s.split('-');
+            return [Number(from), Number(to)] as [number, number];
+          }),
       };
     });
 }
 
-const owns = (view: NodeView, slot: number): boolean => view.slots.some(([from, to]) => slot >= from && slot <= to);
+const owns = (view: NodeView, slot: number): boolean =>
+  view.slots.some(([from, to]) => slot >= from && slot <= to);
 
 /**
  * Starts six nodes and joins them into a cluster of three masters with one replica each; resolves
@@ -232,9 +239,12 @@ export async function startRedisCluster(): Promise<RedisCluster> {
 
   try {
     const ports = await freePorts(12);
-    const started = await Promise.allSettled(ports.slice(0, 6).map((port, i) => spawnNode(dir, port, ports[i + 6]!)));
+    const started = await Promise.allSettled(
+      ports.slice(0, 6).map((port, i) => spawnNode(dir, port, ports[i + 6]!)),
+    );
     for (const [i, s] of started.entries()) {
-      if (s.status === 'fulfilled') procs.push({ port: ports[i]!, child: s.value, id: '', alive: true, admin: undefined });
+      if (s.status === 'fulfilled')
+        procs.push({ port: ports[i]!, child: s.value, id: '', alive: true, admin: undefined });
     }
     const failed = started.find((s) => s.status === 'rejected');
     if (failed) throw failed.reason;
@@ -242,7 +252,14 @@ export async function startRedisCluster(): Promise<RedisCluster> {
 
     const create = spawn(
       'redis-cli',
-      ['--cluster', 'create', ...procs.map((p) => `127.0.0.1:${p.port}`), '--cluster-replicas', '1', '--cluster-yes'],
+      [
+        '--cluster',
+        'create',
+        ...procs.map((p) => `127.0.0.1:${p.port}`),
+        '--cluster-replicas',
+        '1',
+        '--cluster-yes',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
@@ -269,20 +286,27 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     await until(
       async () => {
         for (const proc of live()) {
-          if (!String(await command(proc.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok')) return false;
+          if (!String(await command(proc.port, 'CLUSTER', 'INFO')).includes('cluster_state:ok'))
+            return false;
           if (slot === undefined) continue;
-          const holder = (await view(proc.port)).find((n) => n.flags.includes('master') && owns(n, slot));
+          const holder = (await view(proc.port)).find(
+            (n) => n.flags.includes('master') && owns(n, slot),
+          );
           if (holder?.port !== owner) return false;
         }
         return true;
       },
       ms,
-      slot === undefined ? 'cluster_state:ok on every node' : `slot ${slot} on ${owner} in every node's view`,
+      slot === undefined
+        ? 'cluster_state:ok on every node'
+        : `slot ${slot} on ${owner} in every node's view`,
     );
   };
 
   const masterOf = async (slot: number): Promise<number> => {
-    const holder = (await view()).find((n) => n.flags.includes('master') && !n.flags.includes('fail') && owns(n, slot));
+    const holder = (await view()).find(
+      (n) => n.flags.includes('master') && !n.flags.includes('fail') && owns(n, slot),
+    );
     if (!holder) throw new Error(`no live master owns slot ${slot}`);
     return holder.port;
   };
@@ -290,7 +314,9 @@ export async function startRedisCluster(): Promise<RedisCluster> {
   const replicaOf = async (port: number): Promise<number> => {
     const nodes = await view();
     const master = nodes.find((n) => n.port === port)!;
-    const replica = nodes.find((n) => n.master === master.id && !n.flags.includes('fail') && byPort(n.port).alive);
+    const replica = nodes.find(
+      (n) => n.master === master.id && !n.flags.includes('fail') && byPort(n.port).alive,
+    );
     if (!replica) throw new Error(`master ${port} has no live replica`);
     return replica.port;
   };
@@ -318,13 +344,17 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     replicaOf,
     async masters() {
       return (await view())
-        .filter((n) => n.flags.includes('master') && !n.flags.includes('fail') && n.slots.length > 0)
+        .filter(
+          (n) => n.flags.includes('master') && !n.flags.includes('fail') && n.slots.length > 0,
+        )
         .map((n) => n.port);
     },
     async shardSubscribers(channel) {
       let total = 0;
       for (const port of await cluster.masters()) {
-        total += Number(((await command(port, 'PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1]);
+        total += Number(
+          ((await command(port, 'PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1],
+        );
       }
       return total;
     },
@@ -350,7 +380,13 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       await command(to, 'CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', source.id);
       await command(from, 'CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', target.id);
       for (;;) {
-        const keys = (await command(from, 'CLUSTER', 'GETKEYSINSLOT', String(slot), '100')) as string[];
+        const keys = (await command(
+          from,
+          'CLUSTER',
+          'GETKEYSINSLOT',
+          String(slot),
+          '100',
+        )) as string[];
         if (keys.length === 0) break;
         await command(from, 'MIGRATE', '127.0.0.1', String(to), '', '0', '5000', 'KEYS', ...keys);
       }
@@ -372,7 +408,10 @@ export async function startRedisCluster(): Promise<RedisCluster> {
     await until(
       async () => {
         for (const n of (await view()).filter((v) => v.master !== undefined)) {
-          if (!String(await command(n.port, 'INFO', 'replication')).includes('master_link_status:up')) return false;
+          if (
+            !String(await command(n.port, 'INFO', 'replication')).includes('master_link_status:up')
+          )
+            return false;
         }
         return (await view()).filter((v) => v.master !== undefined).length === 3;
       },

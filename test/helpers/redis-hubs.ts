@@ -19,7 +19,11 @@ export class Log extends EventEmitter {
     warn: (o: { node?: string; dropped?: number }, msg: string) => this.#line(o, msg),
   };
   #line(o: { node?: string; dropped?: number }, msg: string): void {
-    this.lines.push({ msg, ...(o?.node ? { node: o.node } : {}), ...(o?.dropped !== undefined ? { dropped: o.dropped } : {}) });
+    this.lines.push({
+      msg,
+      ...(o?.node ? { node: o.node } : {}),
+      ...(o?.dropped !== undefined ? { dropped: o.dropped } : {}),
+    });
     this.emit(msg, o?.node);
   }
   /** Resolves once `msg` has been logged `n` times. */
@@ -54,7 +58,12 @@ export type NodeOptions = Partial<Omit<RedisAdapterOptions, 'pub' | 'sub' | 'pre
 
 export const HEARTBEAT = 200;
 
-export async function startNode(t: TestContext, server: RedisServer, prefix: string, options: NodeOptions = {}): Promise<Node> {
+export async function startNode(
+  t: TestContext,
+  server: RedisServer,
+  prefix: string,
+  options: NodeOptions = {},
+): Promise<Node> {
   const pub = await server.client();
   const sub = await server.client();
   t.after(() => {
@@ -88,16 +97,29 @@ export async function startNode(t: TestContext, server: RedisServer, prefix: str
 }
 
 /** `n` nodes on one prefix, each having seen every other: their cluster channels are subscribed. */
-export async function startCluster(t: TestContext, server: RedisServer, n: number, options: NodeOptions & { prefix?: string } = {}): Promise<Node[]> {
+export async function startCluster(
+  t: TestContext,
+  server: RedisServer,
+  n: number,
+  options: NodeOptions & { prefix?: string } = {},
+): Promise<Node[]> {
   const { prefix = nanoid(), ...rest } = options;
   const nodes: Node[] = [];
   for (let i = 0; i < n; i++) nodes.push(await startNode(t, server, prefix, rest));
-  await within(Promise.all(nodes.map((node) => node.log.count('wshub: cluster node up', n - 1))), 5000, 'cluster formed');
+  await within(
+    Promise.all(nodes.map((node) => node.log.count('wshub: cluster node up', n - 1))),
+    5000,
+    'cluster formed',
+  );
   return nodes;
 }
 
 /** Clients `<letter><i>` on each node: a0, a1 on the first, b0, b1 on the second… */
-export async function clientsOn(t: TestContext, nodes: Node[], perNode: number): Promise<Record<string, TestClient>> {
+export async function clientsOn(
+  t: TestContext,
+  nodes: Node[],
+  perNode: number,
+): Promise<Record<string, TestClient>> {
   const clients: Record<string, TestClient> = {};
   for (const [n, node] of nodes.entries()) {
     for (let i = 0; i < perNode; i++) {
@@ -108,20 +130,33 @@ export async function clientsOn(t: TestContext, nodes: Node[], perNode: number):
   return clients;
 }
 
-export const push = (actioncode: string, data: unknown): Reply => ({ code: 0, msg: 'success', actioncode, data });
+export const push = (actioncode: string, data: unknown): Reply => ({
+  code: 0,
+  msg: 'success',
+  actioncode,
+  data,
+});
 
 /**
  * Every client's next frames are exactly `expected[id]` (default: nothing), then a marker broadcast
  * by `from`, the node that published what is checked: one publisher's messages arrive in order.
  */
-export async function expectOnly(from: Node, clients: Record<string, TestClient>, expected: Record<string, Reply[]>): Promise<void> {
+export async function expectOnly(
+  from: Node,
+  clients: Record<string, TestClient>,
+  expected: Record<string, Reply[]>,
+): Promise<void> {
   const marker = push('marker', nanoid());
   from.hub.broadcast(marker.actioncode, marker.data);
   await expectUpTo(clients, marker, expected);
 }
 
 /** Every client's next frames are exactly `expected[id]` (default: nothing), then `marker`. */
-export async function expectUpTo(clients: Record<string, TestClient>, marker: Reply, expected: Record<string, Reply[]> = {}): Promise<void> {
+export async function expectUpTo(
+  clients: Record<string, TestClient>,
+  marker: Reply,
+  expected: Record<string, Reply[]> = {},
+): Promise<void> {
   for (const [id, client] of Object.entries(clients)) {
     const got: Reply[] = [];
     for (;;) {

@@ -23,7 +23,7 @@ const hub = createManager({
 });
 const server = createServer();
 hub.handle(server, '/ws');
-server.listen(0, '127.0.0.1', async () => {
-  await hello; // the parent's node has answered our hello: both sides see each other
-  console.log(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`);
+server.listen(0, '127.0.0.1', () => {
+  // The parent's node has answered our hello: both sides see each other.
+  void hello.then(() => console.log(`ws://127.0.0.1:${(server.address() as AddressInfo).port}/ws`));
 });

@@ -33,14 +33,20 @@ function freePort(): Promise<number> {
 }
 
 function spawnRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   return within(
     new Promise<ChildProcess>((resolve, reject) => {
       child.once('error', reject);
-      child.once('exit', (code) => reject(new Error(`redis-server on ${port} exited with ${code}: ${out}`)));
+      child.once('exit', (code) =>
+        reject(new Error(`redis-server on ${port} exited with ${code}: ${out}`)),
+      );
       child.stdout!.on('data', (chunk: Buffer) => {
         out += chunk.toString();
         if (out.includes('Ready to accept connections')) resolve(child);
@@ -86,7 +92,11 @@ export async function startRedis(): Promise<RedisServer> {
       child = await spawnRedis(port);
     },
     async client(options = {}) {
-      const client: Redis = createClient({ url: server.url, socket: { reconnectStrategy: () => 50 }, ...options });
+      const client: Redis = createClient({
+        url: server.url,
+        socket: { reconnectStrategy: () => 50 },
+        ...options,
+      });
       client.on('error', () => {}); // the adapter reports; tests assert on its `error` events
       clients.add(client);
       await within(client.connect(), 5000, 'redis connect');

@@ -8,7 +8,10 @@ export function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 /** A callback that must be called exactly `n` times; extra calls throw. `done` resolves at n. */
-export function times(n: number, label: string): { hit: () => void; done: Promise<void>; count: () => number } {
+export function times(
+  n: number,
+  label: string,
+): { hit: () => void; done: Promise<void>; count: () => number } {
   let count = 0;
   let resolve!: () => void;
   const done = new Promise<void>((r) => (resolve = r));
