@@ -13,8 +13,8 @@ import {
   TAG_LENGTH,
   type Header,
   type Via,
-} from '../src/cluster-wire.ts';
-import { encode as encodeFrame } from '../src/protocol.ts';
+} from '../src/cluster/messages.ts';
+import { encode as encodeFrame } from '../src/core/protocol.ts';
 
 const F = 'V1StGXR8_Z5jdHi6B-myT';
 const cx = { maxFrameSize: 1024, authentic: false };

@@ -10,7 +10,7 @@ import { startHub, assertNoLeaks, type Started } from './helpers/hub.ts';
 import { connect, type TestClient } from './helpers/client.ts';
 import { within } from './helpers/wait.ts';
 import { trapCrashes } from './helpers/crash.ts';
-import { ClusterAdapter } from '../src/cluster.ts';
+import { ClusterAdapter } from '../src/cluster/cluster-adapter.ts';
 import type { AdapterHost } from '../src/index.ts';
 
 assertNoLeaks();

@@ -9,8 +9,8 @@ import {
   MAX_CLIENT_IDS,
   MAX_ID_LENGTH,
   parseInbound,
-} from '../src/protocol.ts';
-import { MAX_ROOM_LENGTH } from '../src/manager.ts';
+} from '../src/core/protocol.ts';
+import { MAX_ROOM_LENGTH } from '../src/core/manager.ts';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
 import { connect, type Reply } from './helpers/client.ts';
 

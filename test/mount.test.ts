@@ -6,7 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createManager, type Client, type Manager } from '../src/index.ts';
-import { rawSocket } from '../src/frame.ts';
+import { rawSocket } from '../src/node/frame.ts';
 import { startHub, assertNoLeaks, listen, closeServer } from './helpers/hub.ts';
 import { connect, refusedStatus, type Reply } from './helpers/client.ts';
 import { within } from './helpers/wait.ts';

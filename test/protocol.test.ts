@@ -2,8 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { z } from 'zod';
-import { compileActions, toIssues } from '../src/actions.ts';
-import { encode, isFault, parseInbound } from '../src/protocol.ts';
+import { compileActions, toIssues } from '../src/core/actions.ts';
+import { encode, isFault, parseInbound } from '../src/core/protocol.ts';
 import { createManager, HubError } from '../src/index.ts';
 
 test('parseInbound decodes the seed message and keeps unknown fields in message', () => {

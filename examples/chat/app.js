@@ -34,7 +34,16 @@ export function createChat(options = {}) {
 
   // cluster.size() is this process's count in memory, and the cluster's with an adapter; the node
   // where someone came or went tells everyone.
-  const online = async () => hub.broadcast('online', { count: await hub.cluster.size() });
+  // The count goes out after an await, which may be after hub.close() has returned: pushes then
+  // throw (README: hub.close), and a count taken during shutdown is dropped.
+  const online = async () => {
+    const count = await hub.cluster.size();
+    try {
+      hub.broadcast('online', { count });
+    } catch {
+      // closed meanwhile
+    }
+  };
   hub.on('connection', (client) => {
     client.send('welcome', { id: client.id, name: client.data.name });
     void online();

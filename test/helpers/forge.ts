@@ -1,7 +1,7 @@
 // What an attacker with PUBLISH rights on the prefix would send: cluster messages built by hand,
 // optionally signed with a key of their choosing.
-import { encode, Signer, type Header } from '../../src/cluster-wire.ts';
-import { encode as encodeReply } from '../../src/protocol.ts';
+import { encode, Signer, type Header } from '../../src/cluster/messages.ts';
+import { encode as encodeReply } from '../../src/core/protocol.ts';
 
 /** A push frame, as a node encodes it. */
 export const encodeFrame = (actioncode: string, data: unknown): string =>

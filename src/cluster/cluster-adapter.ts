@@ -12,9 +12,9 @@
 // everything published goes through its Outbox (bounded while unacknowledged, signed); see
 // SECURITY.md "Redis is a trust boundary".
 import { nanoid } from 'nanoid';
-import { InMemoryAdapter, type AdapterHost } from './adapter.js';
-import { Frame } from './protocol.js';
-import type { Target } from './types.js';
+import { InMemoryAdapter, type AdapterHost } from '../core/adapter.js';
+import { Frame } from '../core/protocol.js';
+import type { Target } from '../core/types.js';
 import {
   encode,
   MAX_NAME,
@@ -24,11 +24,11 @@ import {
   type Header,
   type Message,
   type Via,
-} from './cluster-wire.js';
-import { Inbox, Outbox, Throttle } from './cluster-guard.js';
-import { resolveClusterOptions, type ClusterOptions } from './cluster-options.js';
+} from './messages.js';
+import { Inbox, Outbox, Throttle } from './guard.js';
+import { resolveClusterOptions, type ClusterOptions } from './options.js';
 
-export { resolveClusterOptions, type ClusterOptions } from './cluster-options.js';
+export { resolveClusterOptions, type ClusterOptions } from './options.js';
 
 /** Most other nodes one node keeps track of; messages from further uids are dropped. */
 const MAX_PEERS = 1024;

@@ -1,4 +1,5 @@
 // Options every cluster adapter shares, checked and defaulted once at creation.
+import { positive } from '../core/options.js';
 
 /** Options every cluster adapter shares. Durations in ms. Give every node of a cluster the same. */
 export interface ClusterOptions {
@@ -74,20 +75,6 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
   };
 }
 
-function ms(name: string, v: unknown, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
-    throw new RangeError(`options.${name} must be a positive number of ms, got ${String(v)}`);
-  return v;
-}
-
-function count(name: string, v: unknown, fallback: number): number {
-  if (v === undefined) return fallback;
-  if (!Number.isSafeInteger(v) || (v as number) <= 0)
-    throw new RangeError(`options.${name} must be a positive integer, got ${String(v)}`);
-  return v as number;
-}
-
 function secret(v: unknown): Uint8Array | undefined {
   if (v === undefined) return undefined;
   if (typeof v !== 'string' && !(v instanceof Uint8Array))
@@ -97,3 +84,7 @@ function secret(v: unknown): Uint8Array | undefined {
     throw new RangeError(`options.secret must be at least 16 bytes, got ${key.length}`);
   return key;
 }
+
+const ms = (name: string, v: unknown, fallback: number): number =>
+  positive(name, v, fallback, { integer: false, unit: 'ms' });
+const count = (name: string, v: unknown, fallback: number): number => positive(name, v, fallback);

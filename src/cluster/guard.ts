@@ -2,8 +2,8 @@
 // receivers accept, signed and stamped with a secret, and bounded while unacknowledged. The Inbox
 // is what enters from the broker: size, signature, cluster-wire.ts's per-kind checks, then (with
 // a secret) freshness, before the adapter reads a single field.
-import type { AdapterHost } from './adapter.js';
-import type { ResolvedClusterOptions } from './cluster-options.js';
+import type { AdapterHost } from '../core/adapter.js';
+import type { ResolvedClusterOptions } from './options.js';
 import {
   decode,
   MAX_HEADER,
@@ -14,9 +14,9 @@ import {
   type Header,
   type Message,
   type Via,
-} from './cluster-wire.js';
-import type { Frame } from './protocol.js';
-import type { Target } from './types.js';
+} from './messages.js';
+import type { Frame } from '../core/protocol.js';
+import type { Target } from '../core/types.js';
 
 /** At most one report per this many ms for each kind of repeated trouble (bad messages, refusals). */
 export const REPORT_INTERVAL = 10_000;

@@ -3,7 +3,7 @@
 // a 22-character HMAC tag precedes it. Everything that arrives from the broker is untrusted until
 // `decode` has checked it: one decoder per message kind, each checking every field it uses.
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import type { Target } from './types.js';
+import type { Target } from '../core/types.js';
 
 /** Message kinds: b broadcast, s send, j/l join/leave, +/- presence delta, h heartbeat,
  * hi hello, sync snapshot request, snap snapshot, q/a question/answer, bye. */

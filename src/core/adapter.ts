@@ -1,6 +1,6 @@
 // Where a message goes: the room index and local fan-out. Cluster adapters extend InMemoryAdapter
 // and add the broker (socket.io-adapter's split): the base delivers locally, the subclass forwards.
-import { kPush, type Client } from './client.js';
+import type { Client } from './client.js';
 import type { Frame } from './protocol.js';
 import type { Logger, Target } from './types.js';
 
@@ -14,6 +14,13 @@ export interface AdapterHost {
   readonly logger: Logger;
   /** Reports an infrastructure failure (broker down, bad message): `error` event and logger, never a throw. */
   reportError(err: unknown): void;
+  /**
+   * Queues an encoded frame for one of this node's clients, as every push is queued: after what
+   * was queued before it, counted in `stats()`, and subject to `backpressure` (a client over the
+   * high-water mark gets the policy instead). Never throws.
+   * @returns whether the frame was queued (false for a client that is gone or over the mark)
+   */
+  deliver(client: AnyClient, frame: Frame): boolean;
 }
 
 /**
@@ -47,7 +54,8 @@ export type AdapterFactory = (host: AdapterHost) => Adapter;
 
 /**
  * The default adapter: one process. Cluster adapters extend it, calling `super` (or
- * `localBroadcast` / `localSend`) for this node's share of a delivery.
+ * `localBroadcast` / `localSend`) for this node's share of a delivery. An adapter need not extend
+ * it: `host.clients` and `host.deliver(client, frame)` are all it takes to deliver locally.
  */
 export class InMemoryAdapter implements Adapter {
   /** room → this node's members */
@@ -120,38 +128,38 @@ export class InMemoryAdapter implements Adapter {
 
   /** Delivers to one local client. @returns whether it was queued, `undefined` if the id is not local */
   protected localSend(clientId: string, frame: Frame): boolean | undefined {
-    return this.host.clients.get(clientId)?.[kPush](frame);
+    const client = this.host.clients.get(clientId);
+    return client && this.host.deliver(client, frame);
   }
 
   /** Delivers to this node's share of `target`, each client once. @returns clients queued for */
   protected localBroadcast(frame: Frame, target: Target | undefined): number {
     const except = target?.except?.length ? new Set(target.except) : undefined;
-    const to = target?.to;
-    const rooms = target?.rooms;
+    const { host } = this;
     let n = 0;
-    if (!to && !rooms) {
-      for (const client of this.host.clients.values()) {
-        if (!except?.has(client.id) && client[kPush](frame)) n++;
-      }
-      return n;
-    }
-    if (!to && rooms!.length === 1) {
-      for (const client of this.rooms.get(rooms![0]!) ?? []) {
-        if (!except?.has(client.id) && client[kPush](frame)) n++;
-      }
-      return n;
-    }
-    const recipients = new Set<AnyClient>();
-    for (const id of to ?? []) {
-      const client = this.host.clients.get(id);
-      if (client) recipients.add(client);
-    }
-    for (const room of rooms ?? []) {
-      for (const client of this.rooms.get(room) ?? []) recipients.add(client);
-    }
-    for (const client of recipients) {
-      if (!except?.has(client.id) && client[kPush](frame)) n++;
+    for (const client of this.#recipients(target)) {
+      if (!except?.has(client.id) && host.deliver(client, frame)) n++;
     }
     return n;
+  }
+
+  /**
+   * This node's clients that `target` reaches, each once (before `except`). Everyone and a single
+   * room are their own collections as they are; only a union of ids and rooms builds a set.
+   */
+  #recipients(target: Target | undefined): Iterable<AnyClient> {
+    const to = target?.to;
+    const rooms = target?.rooms;
+    if (!to && !rooms) return this.host.clients.values();
+    if (!to && rooms!.length === 1) return this.rooms.get(rooms![0]!) ?? [];
+    const union = new Set<AnyClient>();
+    for (const id of to ?? []) {
+      const client = this.host.clients.get(id);
+      if (client) union.add(client);
+    }
+    for (const room of rooms ?? []) {
+      for (const client of this.rooms.get(room) ?? []) union.add(client);
+    }
+    return union;
   }
 }

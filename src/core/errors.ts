@@ -24,12 +24,19 @@ export const Code = {
 } as const;
 export type Code = (typeof Code)[keyof typeof Code];
 
-/** WebSocket close codes wshub sends (RFC 6455 §7.4.1). */
+/** WebSocket close codes wshub sends or reports in `'disconnect'` (RFC 6455 §7.4.1). */
 export const CloseCode = {
   /** 1000: a normal close, e.g. `hub.unregister(id)`. */
   Normal: 1000,
   /** 1001: the server is shutting down (`hub.close()`). */
   GoingAway: 1001,
+  /** 1002: a WebSocket protocol error from the peer (bad framing, masking, opcode); sent by `ws`. */
+  ProtocolError: 1002,
+  /**
+   * 1006: never on the wire; reported in `'disconnect'` when the connection was terminated (no
+   * answer to a heartbeat ping, or TCP dropped).
+   */
+  Abnormal: 1006,
   /** 1007: a text frame that is not valid UTF-8. */
   InvalidPayload: 1007,
   /** 1008: sustained abuse of `rateLimit`. */
@@ -73,4 +80,25 @@ export class HubError extends Error {
       throw new TypeError(`HubError code must be an integer, got ${String(code)}`);
     this.code = code;
   }
+}
+
+/**
+ * Throws what `ws` would throw inside `close()`, before anything changes: a code it cannot send
+ * (RFC 6455's sendable ranges; 1004-1006 are reserved, 1006 is `CloseCode.Abnormal`) or a reason
+ * over 123 bytes.
+ */
+export function assertClose(code: number, reason: string): void {
+  const valid =
+    code === CloseCode.Normal ||
+    (code >= 1001 &&
+      code <= 1014 &&
+      code !== 1004 &&
+      code !== 1005 &&
+      code !== CloseCode.Abnormal) ||
+    (code >= 3000 && code <= 4999);
+  if (!Number.isInteger(code) || !valid) {
+    throw new RangeError(`invalid close code ${code}: use 1000, 1001-1014 or 3000-4999`);
+  }
+  if (Buffer.byteLength(reason) > 123)
+    throw new RangeError('close reason must be at most 123 bytes');
 }

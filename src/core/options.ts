@@ -42,11 +42,16 @@ export interface Resolved {
   readonly logger: Logger;
 }
 
-function positive(
+/**
+ * The one check of a positive option, shared by the manager's and the cluster's options: `fallback`
+ * when undefined, else a number > 0 (an integer unless `integer: false`; Infinity only if
+ * `infinite`). @throws RangeError naming the option, its unit and the value received
+ */
+export function positive(
   name: string,
   v: unknown,
   fallback: number,
-  { integer = true, infinite = false } = {},
+  { integer = true, infinite = false, unit = '' } = {},
 ): number {
   if (v === undefined) return fallback;
   const ok =
@@ -54,10 +59,10 @@ function positive(
     v > 0 &&
     (infinite || Number.isFinite(v)) &&
     (!integer || v === Infinity || Number.isInteger(v));
-  if (!ok)
-    throw new RangeError(
-      `options.${name} must be a positive ${integer ? 'integer' : 'number'}, got ${String(v)}`,
-    );
+  if (!ok) {
+    const what = `${integer ? 'integer' : 'number'}${unit && ` of ${unit}`}`;
+    throw new RangeError(`options.${name} must be a positive ${what}, got ${String(v)}`);
+  }
   return v;
 }
 
@@ -104,8 +109,7 @@ function guarded(logger: Logger): Logger {
   return safe;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any schemas and client data
-export function resolveOptions(o: ManagerOptions<any, any>): Resolved {
+export function resolveOptions(o: ManagerOptions<unknown, unknown>): Resolved {
   if (typeof o !== 'object' || o === null)
     throw new TypeError('createManager options must be an object');
   const heartbeat =

@@ -131,3 +131,20 @@ export function encode(
   const tail = id === undefined ? '}' : `,"id":${JSON.stringify(id)}}`;
   return `{"code":${code},"msg":${JSON.stringify(msg)},"actioncode":${JSON.stringify(actioncode)},"data":${body}${tail}`;
 }
+
+/** Encodes a push, turning JSON failures into a TypeError that names the actioncode. */
+export function encodePush(actioncode: string, data: unknown): string {
+  if (typeof actioncode !== 'string' || actioncode === '') {
+    throw new TypeError(
+      `actioncode must be a non-empty string, got ${JSON.stringify(actioncode) ?? String(actioncode)}`,
+    );
+  }
+  try {
+    return encode(Code.Success, 'success', actioncode, data);
+  } catch (err) {
+    throw new TypeError(
+      `data for "${actioncode}" cannot be encoded as JSON: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+}

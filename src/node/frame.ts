@@ -3,7 +3,7 @@
 // costs one syscall per socket. The only code that touches `ws` internals lives here.
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import type { Frame } from './protocol.js';
+import type { Frame } from '../core/protocol.js';
 
 /** ws's Sender state when nothing is queued (ws/lib/sender.js `DEFAULT`). */
 const SENDER_IDLE = 0;
