@@ -4,12 +4,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { decode, frameFault } from '../src/cluster/decode.ts';
+import { Signer } from '../src/cluster/guard.ts';
 import {
-  decode,
   encode,
-  frameFault,
+  header as build,
   MAX_NAME,
-  Signer,
   TAG_LENGTH,
   type Header,
   type Via,
@@ -27,39 +27,92 @@ test('every kind a node publishes decodes to exactly its fields', () => {
       { f: F, k: 'b', t: undefined },
       frame,
       'all',
-      { f: F, k: 'b', t: undefined, m: undefined, frame },
+      { from: F, kind: 'b', target: undefined, copy: undefined, frame },
     ],
     [
       { f: F, k: 'b', t: { to: ['x'], rooms: ['r'], except: [''] }, m: 3 },
       frame,
       'room',
-      { f: F, k: 'b', t: { to: ['x'], rooms: ['r'], except: [''] }, m: 3, frame },
+      { from: F, kind: 'b', target: { to: ['x'], rooms: ['r'], except: [''] }, copy: 3, frame },
     ],
     [
       { f: F, k: 's', i: 'x' },
       encodeFrame(0, 'success', 'dm', 1, 'req-1'),
       'node',
-      { f: F, k: 's', i: 'x', frame: encodeFrame(0, 'success', 'dm', 1, 'req-1') },
+      { from: F, kind: 's', clientId: 'x', frame: encodeFrame(0, 'success', 'dm', 1, 'req-1') },
     ],
-    [{ f: F, k: 'j', i: 'x', r: 'red' }, undefined, 'all', { f: F, k: 'j', i: 'x', r: 'red' }],
-    [{ f: F, k: 'l', i: 'x', r: 'red' }, undefined, 'node', { f: F, k: 'l', i: 'x', r: 'red' }],
-    [{ f: F, k: '+', i: 'x', s: 1 }, undefined, 'all', { f: F, k: '+', i: 'x', s: 1 }],
-    [{ f: F, k: '-', i: 'x', s: 2 }, undefined, 'all', { f: F, k: '-', i: 'x', s: 2 }],
-    [{ f: F, k: 'h', s: 0 }, undefined, 'node', { f: F, k: 'h', s: 0 }],
-    [{ f: F, k: 'hi', s: 7 }, undefined, 'all', { f: F, k: 'hi', s: 7 }],
-    [{ f: F, k: 'sync' }, undefined, 'node', { f: F, k: 'sync' }],
-    [{ f: F, k: 'snap', s: 2 }, '["x","y"]', 'node', { f: F, k: 'snap', s: 2, ids: ['x', 'y'] }],
-    [{ f: F, k: 'q', q: 1, i: undefined }, undefined, 'all', { f: F, k: 'q', q: 1, i: undefined }],
+    [
+      { f: F, k: 'j', i: 'x', r: 'red' },
+      undefined,
+      'all',
+      { from: F, kind: 'j', clientId: 'x', room: 'red' },
+    ],
+    [
+      { f: F, k: 'l', i: 'x', r: 'red' },
+      undefined,
+      'node',
+      { from: F, kind: 'l', clientId: 'x', room: 'red' },
+    ],
+    [
+      { f: F, k: '+', i: 'x', s: 1 },
+      undefined,
+      'all',
+      { from: F, kind: '+', clientId: 'x', seq: 1 },
+    ],
+    [
+      { f: F, k: '-', i: 'x', s: 2 },
+      undefined,
+      'all',
+      { from: F, kind: '-', clientId: 'x', seq: 2 },
+    ],
+    [{ f: F, k: 'h', s: 0 }, undefined, 'node', { from: F, kind: 'h', seq: 0 }],
+    [{ f: F, k: 'hi', s: 7 }, undefined, 'all', { from: F, kind: 'hi', seq: 7 }],
+    [{ f: F, k: 'sync' }, undefined, 'node', { from: F, kind: 'sync' }],
+    [
+      { f: F, k: 'snap', s: 2 },
+      '["x","y"]',
+      'node',
+      { from: F, kind: 'snap', seq: 2, ids: ['x', 'y'] },
+    ],
+    [
+      { f: F, k: 'q', q: 1, i: undefined },
+      undefined,
+      'all',
+      { from: F, kind: 'q', question: 1, clientId: undefined },
+    ],
     [
       { f: F, k: 'a', q: 1, n: 0, h: false },
       undefined,
       'node',
-      { f: F, k: 'a', q: 1, n: 0, h: false },
+      { from: F, kind: 'a', question: 1, count: 0, has: false },
     ],
-    [{ f: F, k: 'bye' }, undefined, 'all', { f: F, k: 'bye' }],
+    [{ f: F, k: 'bye' }, undefined, 'all', { from: F, kind: 'bye' }],
   ];
   for (const [header, body, via, expected] of cases)
     assert.deepEqual(decode(encode(header, body), via, cx), expected, header.k);
+});
+
+test('the header builders write the wire bytes nodes have always published', () => {
+  const t = { rooms: ['r'] };
+  const wire: [Header, string][] = [
+    [build.broadcast(F, undefined), `{"f":"${F}","k":"b"}`],
+    [build.broadcast(F, { except: ['x'] }), `{"f":"${F}","k":"b","t":{"except":["x"]}}`],
+    [build.broadcast(F, t, 2), `{"f":"${F}","k":"b","t":{"rooms":["r"]},"m":2}`],
+    [build.send(F, 'x'), `{"f":"${F}","k":"s","i":"x"}`],
+    [build.join(F, 'x', 'r'), `{"f":"${F}","k":"j","i":"x","r":"r"}`],
+    [build.leave(F, 'x', 'r'), `{"f":"${F}","k":"l","i":"x","r":"r"}`],
+    [build.added(F, 'x', 1), `{"f":"${F}","k":"+","i":"x","s":1}`],
+    [build.removed(F, 'x', 2), `{"f":"${F}","k":"-","i":"x","s":2}`],
+    [build.heartbeat(F, 3), `{"f":"${F}","k":"h","s":3}`],
+    [build.hello(F, 4), `{"f":"${F}","k":"hi","s":4}`],
+    [build.syncRequest(F), `{"f":"${F}","k":"sync"}`],
+    [build.snapshot(F, 5), `{"f":"${F}","k":"snap","s":5}`],
+    [build.question(F, 6, undefined), `{"f":"${F}","k":"q","q":6}`],
+    [build.question(F, 6, 'x'), `{"f":"${F}","k":"q","q":6,"i":"x"}`],
+    [build.answer(F, 6, 7, true), `{"f":"${F}","k":"a","q":6,"n":7,"h":true}`],
+    [build.bye(F), `{"f":"${F}","k":"bye"}`],
+  ];
+  for (const [h, bytes] of wire) assert.equal(encode(h), bytes);
 });
 
 test('refuses each malformed field, kind or channel with a reason', () => {
@@ -122,11 +175,11 @@ test('refuses each malformed field, kind or channel with a reason', () => {
 test('a signed message must carry its counter and date', () => {
   const signed = { maxFrameSize: 1024, authentic: true };
   assert.deepEqual(decode(encode({ f: F, k: 'h', s: 0, c: 3, w: 1700000000000 }), 'all', signed), {
-    f: F,
-    k: 'h',
-    s: 0,
-    c: 3,
-    w: 1700000000000,
+    from: F,
+    kind: 'h',
+    seq: 0,
+    counter: 3,
+    sentAt: 1700000000000,
   });
   assert.equal(
     decode(encode({ f: F, k: 'h', s: 0 }), 'all', signed),
@@ -195,7 +248,10 @@ test('decode never throws and accepts nothing but the kinds, whatever bytes arri
   fc.assert(
     fc.property(message, vias, (m, via) => {
       const out = decode(m, via, cx);
-      assert.ok(typeof out === 'string' || kinds.has(out.k), `decoded to ${JSON.stringify(out)}`);
+      assert.ok(
+        typeof out === 'string' || kinds.has(out.kind),
+        `decoded to ${JSON.stringify(out)}`,
+      );
     }),
     { numRuns: 2000 },
   );

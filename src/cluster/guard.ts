@@ -1,22 +1,23 @@
-// The cluster's two gates. The Outbox is what leaves a node for the broker: checked against what
-// receivers accept, signed and stamped with a secret, and bounded while unacknowledged. The Inbox
-// is what enters from the broker: size, signature, cluster-wire.ts's per-kind checks, then (with
-// a secret) freshness, before the adapter reads a single field.
+// The cluster's gates. The Outbox is what leaves a node for the broker: checked against what
+// receivers accept, signed and stamped with a secret, bounded while unacknowledged, and shut for
+// good once the node has said bye. The Inbox is what enters from the broker: size, signature,
+// messages.ts's per-kind checks, then (with a secret) freshness, before the adapter reads a field.
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { AdapterHost } from '../core/adapter.js';
+import type { Frame } from '../core/protocol.js';
+import type { Target } from '../core/types.js';
 import type { ResolvedClusterOptions } from './options.js';
+import { decode } from './decode.js';
 import {
-  decode,
+  encode,
   MAX_HEADER,
   MAX_NAME,
   MAX_SNAPSHOT,
-  type Signer,
   TAG_LENGTH,
   type Header,
   type Message,
   type Via,
 } from './messages.js';
-import type { Frame } from '../core/protocol.js';
-import type { Target } from '../core/types.js';
 
 /** At most one report per this many ms for each kind of repeated trouble (bad messages, refusals). */
 export const REPORT_INTERVAL = 10_000;
@@ -62,6 +63,8 @@ export class Outbox {
   /** messages handed to the broker and not acknowledged yet, and their characters */
   #inflight = 0;
   #bytes = 0;
+  /** set once the node has said bye */
+  #shut = false;
   /** messages dropped since the in-flight bound was reached; undefined while under it */
   #stall: { dropped: number } | undefined;
 
@@ -70,6 +73,19 @@ export class Outbox {
     this.#o = options;
     this.#signer = signer;
     this.#host = host;
+  }
+
+  /** Stamps, encodes and sends one message. @returns whether it was handed to the broker */
+  publish(channel: string, header: Header, body?: string): boolean {
+    return this.send(channel, encode(this.stamp(header), body));
+  }
+
+  /**
+   * Nothing more leaves this node: the bye is sent, and a late answer, delta or broadcast would
+   * make other nodes take it for alive again.
+   */
+  shut(): void {
+    this.#shut = true;
   }
 
   /** With a secret, numbers and dates a header so that receivers can refuse a replay of it. */
@@ -88,6 +104,7 @@ export class Outbox {
    * reported once per stall. @returns whether the message was handed to the broker
    */
   send(channel: string, message: string): boolean {
+    if (this.#shut) return false;
     if (this.#inflight >= this.#o.maxPendingMessages || this.#bytes >= this.#o.maxPendingBytes)
       return this.#overflow();
     const sent = this.#publish(
@@ -208,13 +225,13 @@ export class Inbox {
   /** Why a signed message is not new, if it is not: stamped outside REPLAY_WINDOW, or numbered at or below its sender's last on this channel. */
   #stale(m: Message, channel: string): string | undefined {
     const t = Date.now();
-    const skew = t - m.w!;
+    const skew = t - m.sentAt!;
     if (Math.abs(skew) > REPLAY_WINDOW)
       return `stamped ${skew} ms from this node's clock (a replay, or clocks out of sync)`;
-    let counters = this.#counters.get(m.f);
-    if (!counters) this.#counters.set(m.f, (counters = { last: new Map(), until: 0 }));
-    if (m.c! <= (counters.last.get(channel) ?? 0)) return 'a replayed message';
-    counters.last.set(channel, m.c!);
+    let counters = this.#counters.get(m.from);
+    if (!counters) this.#counters.set(m.from, (counters = { last: new Map(), until: 0 }));
+    if (m.counter! <= (counters.last.get(channel) ?? 0)) return 'a replayed message';
+    counters.last.set(channel, m.counter!);
     counters.until = t + REPLAY_WINDOW;
     return undefined;
   }
@@ -223,5 +240,38 @@ export class Inbox {
   prune(): void {
     const t = Date.now();
     for (const [uid, { until }] of this.#counters) if (until < t) this.#counters.delete(uid);
+  }
+}
+
+/**
+ * HMAC-SHA256 over the channel and the message, truncated to 16 bytes: a node without the secret
+ * can neither forge a message nor move a signed one to another channel.
+ */
+export class Signer {
+  readonly #key: KeyObject; // imported once: createHmac with raw bytes would import them per message
+  constructor(key: Uint8Array) {
+    this.#key = createSecretKey(key);
+  }
+
+  #tag(channel: string, message: string): string {
+    return createHmac('sha256', this.#key)
+      .update(`${channel.length}:${channel}`)
+      .update(message)
+      .digest()
+      .subarray(0, 16)
+      .toString('base64url');
+  }
+
+  sign(channel: string, message: string): string {
+    return this.#tag(channel, message) + message;
+  }
+
+  /** The message without its tag if the tag is right, else `undefined`. */
+  open(channel: string, signed: string): string | undefined {
+    if (signed.length < TAG_LENGTH) return undefined;
+    const message = signed.slice(TAG_LENGTH);
+    const expected = Buffer.from(this.#tag(channel, message), 'latin1');
+    const got = Buffer.from(signed.slice(0, TAG_LENGTH), 'latin1');
+    return got.length === TAG_LENGTH && timingSafeEqual(got, expected) ? message : undefined;
   }
 }

@@ -57,13 +57,20 @@ export interface ResolvedClusterOptions {
   readonly maxPendingBytes: number;
 }
 
-/** Checks and defaults {@link ClusterOptions}. @throws TypeError / RangeError naming the option */
+// What resolveClusterOptions returned: the adapter factory resolves, the adapter takes it as it is.
+const resolved = new WeakSet<object>();
+
+/**
+ * Checks and defaults {@link ClusterOptions}, once: options it returned come back as they are.
+ * @throws TypeError / RangeError naming the option
+ */
 export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterOptions {
+  if (resolved.has(options)) return options as ResolvedClusterOptions;
   const prefix = options.prefix ?? 'wshub';
   if (typeof prefix !== 'string' || prefix === '')
     throw new TypeError(`options.prefix must be a non-empty string, got ${String(prefix)}`);
   const heartbeatInterval = ms('heartbeatInterval', options.heartbeatInterval, 5000);
-  return {
+  const o: ResolvedClusterOptions = {
     prefix,
     heartbeatInterval,
     heartbeatTimeout: ms('heartbeatTimeout', options.heartbeatTimeout, 3 * heartbeatInterval),
@@ -73,6 +80,8 @@ export function resolveClusterOptions(options: ClusterOptions): ResolvedClusterO
     maxPendingMessages: count('maxPendingMessages', options.maxPendingMessages, 10_000),
     maxPendingBytes: count('maxPendingBytes', options.maxPendingBytes, 1024 * 1024),
   };
+  resolved.add(Object.freeze(o));
+  return o;
 }
 
 function secret(v: unknown): Uint8Array | undefined {

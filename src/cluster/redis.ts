@@ -1,8 +1,13 @@
 // `wshub/redis`: the cluster adapter over Redis pub/sub with the official `redis` client. Only the
-// transport lives here; what the messages mean is cluster.ts. Nothing here imports `redis` by
-// value: users hand in their own connected clients.
+// transport lives here; what the messages mean is cluster-adapter.ts. Nothing here imports `redis`
+// by value: users hand in their own connected clients.
 import type { AdapterFactory, AdapterHost } from '../core/adapter.js';
-import { ClusterAdapter, resolveClusterOptions, type ClusterOptions } from './cluster-adapter.js';
+import { ClusterAdapter } from './cluster-adapter.js';
+import {
+  resolveClusterOptions,
+  type ClusterOptions,
+  type ResolvedClusterOptions,
+} from './options.js';
 
 // Wide enough for node-redis's `PubSubListener<boolean>` (cluster clients' unsubscribe takes one).
 type Listener = (message: string | Buffer, channel: string | Buffer) => void;
@@ -72,8 +77,8 @@ class RedisAdapter extends ClusterAdapter {
   };
   readonly #onPublishError = (err: unknown): void => this.#onError(err);
 
-  constructor(host: AdapterHost, options: RedisAdapterOptions) {
-    super(host, options);
+  constructor(host: AdapterHost, options: RedisAdapterOptions, resolved: ResolvedClusterOptions) {
+    super(host, resolved);
     this.#pub = options.pub;
     this.#sub = options.sub;
     this.#sharded = options.sharded === true;
@@ -166,8 +171,6 @@ export function createRedisAdapter(options: RedisAdapterOptions): AdapterFactory
     throw new TypeError(
       'createRedisAdapter: options.sub must be a separate connection from options.pub (pub.duplicate())',
     );
-  resolveClusterOptions(options);
-  return (host) => new RedisAdapter(host, options);
+  const resolved = resolveClusterOptions(options);
+  return (host) => new RedisAdapter(host, options, resolved);
 }
-
-export type { ClusterOptions } from './cluster-adapter.js';

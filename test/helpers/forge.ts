@@ -1,6 +1,7 @@
 // What an attacker with PUBLISH rights on the prefix would send: cluster messages built by hand,
 // optionally signed with a key of their choosing.
-import { encode, Signer, type Header } from '../../src/cluster/messages.ts';
+import { Signer } from '../../src/cluster/guard.ts';
+import { encode, type Header } from '../../src/cluster/messages.ts';
 import { encode as encodeReply } from '../../src/core/protocol.ts';
 
 /** A push frame, as a node encodes it. */
