@@ -333,3 +333,37 @@ test('a logger that throws cannot break a reply, an event or the process; this i
   assert.equal(calls, 1);
   assert.equal((await c.request('heart_beat')).data, true);
 });
+
+test('once close() has returned, broadcast, send, join and leave throw like handle and register; its own disconnect listeners may still push', async (t) => {
+  const { hub, server, url } = await startHub(t, { id: idFromQuery });
+  const [a, b] = [await connect(t, `${url}?id=a`), await connect(t, `${url}?id=b`)];
+  // close() disconnects a, then b: a's listener still reaches b, whose close frame comes after.
+  const pushed: number[] = [];
+  hub.on('disconnect', (client) => {
+    if (client.id === 'a') pushed.push(hub.broadcast('left', client.id));
+  });
+  const closing = hub.close({ timeout: 500 });
+  assert.deepEqual(pushed, [1]);
+  assert.deepEqual(await b.next('the push from a disconnect listener'), push('left', 'a'));
+  assert.deepEqual(await b.closed(), { code: 1001, reason: 'server shutting down' });
+  assert.equal((await a.closed()).code, 1001);
+  const calls: [string, () => unknown][] = [
+    ['broadcast', () => hub.broadcast('late', 1)],
+    ['send', () => hub.send('b', 'late', 1)],
+    ['join', () => hub.join('b', 'red')],
+    ['leave', () => hub.leave('b', 'red')],
+    ['handle', () => hub.handle(server, '/other')],
+    ['register', () => hub.register(a.ws)],
+  ];
+  for (const [name, call] of calls) {
+    assert.throws(call, new RegExp(`^Error: ${name}\\(\\) called after close\\(\\)$`));
+  }
+  await within(closing, 5000, 'close()');
+  for (const [, call] of calls) assert.throws(call, /called after close\(\)$/);
+  // What keeps working: unregister (nothing left), stats, the views, close.
+  assert.equal(hub.unregister('b'), false);
+  assert.equal(hub.stats().clients, 0);
+  assert.equal(hub.clients.size, 0);
+  assert.equal(await hub.cluster.size(), 0);
+  assert.equal(hub.close(), closing);
+});

@@ -130,6 +130,27 @@ test('the root entry never loads the redis adapter or the redis client', async (
   assert.deepEqual([...external].sort(), ['eventemitter3', 'nanoid', 'node:', 'ws']);
 });
 
+test('the published types hold no internals: no symbol-keyed members, no @internal declarations', async () => {
+  // Every .d.ts reachable from the two entries, as a user's compiler reads them.
+  const seen = new Set<string>();
+  const walk = async (file: string): Promise<void> => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = await readFile(join(ROOT, 'dist', file), 'utf8');
+    for (const [, spec] of text.matchAll(/(?:from|import\()\s*['"](\.[^'"]+)['"]/g)) {
+      await walk(join(file, '..', spec!.replace(/\.js$/, '.d.ts')));
+    }
+  };
+  await walk('index.d.ts');
+  await walk('redis.d.ts');
+  assert.ok(seen.has('core/client.d.ts'), [...seen].join(', '));
+  for (const file of seen) {
+    const text = await readFile(join(ROOT, 'dist', file), 'utf8');
+    assert.doesNotMatch(text, /\[k[A-Z]\w*\]|\bk(?:Push|Conn|Open)\b/, `${file} shows a k-symbol`);
+    assert.doesNotMatch(text, /@internal/, `${file} declares an internal`);
+  }
+});
+
 test('dependencies are exactly ws, nanoid and eventemitter3', () => {
   assert.deepEqual(Object.keys(pkg.dependencies).sort(), ['eventemitter3', 'nanoid', 'ws']);
 });

@@ -2,10 +2,10 @@ import { test, before, after } from 'node:test';
 import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { nanoid } from 'nanoid';
-import { assertNoLeaks } from './helpers/hub.ts';
+import { assertNoLeaks, startHub } from './helpers/hub.ts';
 import { connect } from './helpers/client.ts';
 import { startRedis, type RedisServer } from './helpers/redis.ts';
 import {
@@ -21,6 +21,7 @@ import {
 import { within } from './helpers/wait.ts';
 import { run, http } from './helpers/child.ts';
 import { createRedisAdapter } from '../src/redis.ts';
+import { Frame, type Adapter } from '../src/index.ts';
 
 // Any unhandled rejection in this file (adapter, broker client, test) fails it.
 const rejections: unknown[] = [];
@@ -408,4 +409,67 @@ test('examples/cluster: two chat nodes with WSHUB_SECRET share one chat and one 
   ca.close();
   cb.close();
   for (const program of [a, b]) assert.deepEqual(await program.stop(), { code: 0, signal: null });
+});
+
+test('a closed node never publishes again, and other nodes do not take it back for a late message', async (t) => {
+  const prefix = nanoid();
+  const [a] = await start(t, redis, 1, { prefix });
+  // b's adapter kept by hand, to call it as nothing in the hub may after close().
+  const pub = await redis.client();
+  const sub = await redis.client();
+  t.after(() => {
+    pub.destroy();
+    sub.destroy();
+  });
+  let adapter!: Adapter;
+  const factory = createRedisAdapter({ pub, sub, prefix, heartbeatInterval: HEARTBEAT });
+  const b = await startHub(t, { adapter: (host) => (adapter = factory(host)), heartbeat: false });
+  await within(a!.log.count('wshub: cluster node up', 1), 5000, 'a sees b');
+  const uid = a!.log.lines.find((l) => l.msg === 'wshub: cluster node up')!.node!;
+
+  const monitor = await redis.client();
+  const heard: string[] = [];
+  const marker = new EventEmitter();
+  await monitor.pSubscribe(`${prefix}:*`, (message, channel) => {
+    if (channel === `${prefix}:marker`) marker.emit('marker');
+    else if (message.startsWith(`{"f":"${uid}"`)) heard.push(JSON.parse(message.split('\n')[0]!).k);
+  });
+  const left = a!.log.about('wshub: cluster node left', uid);
+  await within(b.hub.close({ timeout: 100 }), 5000, 'b closes');
+  await within(left, 5000, "a hears b's bye");
+
+  for (const call of [
+    () => b.hub.broadcast('news', 1),
+    () => b.hub.send('x', 'dm', 1),
+    () => b.hub.join('x', 'red'),
+    () => b.hub.leave('x', 'red'),
+  ]) {
+    assert.throws(call, /^Error: (broadcast|send|join|leave)\(\) called after close\(\)$/);
+  }
+  // What the manager no longer does, done to the adapter itself: nothing reaches Redis.
+  adapter.broadcast(
+    new Frame('{"code":0,"msg":"success","actioncode":"news","data":1}'),
+    undefined,
+  );
+  adapter.broadcast(new Frame('{"code":0,"msg":"success","actioncode":"news","data":2}'), {
+    rooms: ['red', 'blue'],
+  });
+  adapter.send('x', new Frame('{"code":0,"msg":"success","actioncode":"dm","data":1}'));
+  adapter.join('x', 'red');
+  assert.equal(await adapter.size(), 0);
+  // Barrier: b's own connection publishes a marker; whatever b published before it came first.
+  const marked = once(marker, 'marker');
+  await pub.publish(`${prefix}:marker`, 'x');
+  await within(marked, 5000, 'the marker after b closed');
+  // The monitor may have heard b's heartbeats and its bye; nothing after the bye.
+  assert.deepEqual(heard.slice(heard.indexOf('bye')), ['bye'], `b published ${heard.join(' ')}`);
+
+  // A late message in b's name (a replay, or a copy that crossed the bye) does not bring b back:
+  // then a bad message on the same connection, whose report proves a read the late one first.
+  await monitor.unsubscribe();
+  await pub.publish(`${prefix}:all`, `{"f":"${uid}","k":"h","s":0}`);
+  await pub.publish(`${prefix}:all`, 'not a message');
+  await a!.reported(/^wshub cluster: dropped a bad message/, 'the bad message after the late one');
+  assert.equal(a!.log.lines.filter((l) => l.msg === 'wshub: cluster node up').length, 1);
+  assert.equal(await a!.hub.cluster.size(), 0);
 });
