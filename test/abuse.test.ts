@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
 import { trapCrashes } from './helpers/crash.ts';
-import { connect } from './helpers/client.ts';
+import { connect, okReply } from './helpers/client.ts';
 import { clientFrame, rawPeer } from './helpers/raw.ts';
 import { within } from './helpers/wait.ts';
 import { HubError } from '../src/index.ts';
@@ -32,13 +32,7 @@ test('a 2 MiB frame closes its connection with 1009 under the default maxPayload
   big.raw(JSON.stringify({ actioncode: 'heart_beat', data: 'x'.repeat(2 * MiB) }));
   assert.equal((await big.closed('close after 2 MiB frame')).code, 1009);
   assert.deepEqual(await within(gone, 5000, 'disconnect'), [1009, '']);
-  assert.deepEqual(await bystander.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await bystander.request('heart_beat'), okReply('heart_beat', true, 1));
   assert.equal(hub.clients.size, 1);
 });
 
@@ -65,13 +59,7 @@ test('a message of exactly maxPayload bytes is accepted', async (t) => {
   const c = await connect(t, url);
   const shell = JSON.stringify({ actioncode: 'heart_beat', id: 1, data: '' });
   c.raw(shell.replace('""', `"${'x'.repeat(MiB - shell.length)}"`));
-  assert.deepEqual(await c.next('reply to a 1 MiB message'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await c.next('reply to a 1 MiB message'), okReply('heart_beat', true, 1));
 });
 
 test('200,000-deep nested JSON gets a reply (or a clean error) and the connection survives', async (t) => {
@@ -94,25 +82,13 @@ test('200,000-deep nested JSON gets a reply (or a clean error) and the connectio
     assert.equal(reply.id, id);
     return reply;
   };
-  assert.deepEqual(await ask('heart_beat', 1), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await ask('heart_beat', 1), okReply('heart_beat', true, 1));
   // JSON.stringify of the echoed value overflows the stack: a code 4 reply, not a crash.
   assert.deepEqual(await ask('echo', 2), err(4, 'server error', 'echo', 2));
   // A recursive handler overflows the stack too: same.
   assert.deepEqual(await ask('depth', 3), err(4, 'server error', 'depth', 3));
   assert.ok([0, 4].includes((await ask('checked', 4)).code));
-  assert.deepEqual(await c.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await c.request('heart_beat'), okReply('heart_beat', true, 1));
   assert.deepEqual(caught, []);
 });
 
@@ -130,13 +106,7 @@ test('invalid UTF-8 in a text frame closes with 1007; the same bytes in a binary
   );
   const reply = await binary.frames();
   assert.equal(reply.opcode, 0x1);
-  assert.deepEqual(JSON.parse(reply.payload.toString()), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 7,
-  });
+  assert.deepEqual(JSON.parse(reply.payload.toString()), okReply('heart_beat', true, 7));
   binary.socket.write(clientFrame(0x2, bad));
   assert.deepEqual(JSON.parse((await binary.frames()).payload.toString()), {
     code: 0,
@@ -154,13 +124,10 @@ test('invalid UTF-8 in a text frame closes with 1007; the same bytes in a binary
   const cut = euro.indexOf(0xe2) + 1;
   split.socket.write(clientFrame(0x1, euro.subarray(0, cut), false));
   split.socket.write(clientFrame(0x0, euro.subarray(cut)));
-  assert.deepEqual(JSON.parse((await split.frames()).payload.toString()), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 8,
-  });
+  assert.deepEqual(
+    JSON.parse((await split.frames()).payload.toString()),
+    okReply('heart_beat', true, 8),
+  );
   assert.deepEqual([...hub.clients.keys()].length, 2);
 });
 
@@ -249,13 +216,7 @@ test('a client flooding past rateLimit gets 429s, then a 1008 close once as many
     ...[6, 7, 8, 9].map((id) => err(429, 'rate limited', 'heart_beat', id)),
   ]);
   // The limit is per client: the calm one is served.
-  assert.deepEqual(await calm.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await calm.request('heart_beat'), okReply('heart_beat', true, 1));
 });
 
 test('throwing and rejecting handlers, with no error listener, never crash the process', async (t) => {
@@ -311,13 +272,7 @@ test('throwing and rejecting handlers, with no error listener, never crash the p
     assert.deepEqual(reply, err(4, 'server error', code, reply.id), code);
   }
   assert.deepEqual(await c.request('hub_error'), err(9, 'not yours', 'hub_error', 10));
-  assert.deepEqual(await other.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await other.request('heart_beat'), okReply('heart_beat', true, 1));
   assert.equal(hub.stats().errors, 9);
   assert.deepEqual(caught, []);
 });
@@ -347,12 +302,6 @@ test('listeners that throw in connection, disconnect and error events never cras
   await within(gone, 5000, 'disconnect');
   assert.equal(hub.clients.size, 0);
   const d = await connect(t, url);
-  assert.deepEqual(await d.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await d.request('heart_beat'), okReply('heart_beat', true, 1));
   assert.deepEqual(caught, []);
 });

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
-import { connect } from './helpers/client.ts';
+import { connect, push } from './helpers/client.ts';
 import { Frame, type Adapter, type AdapterHost, type Client, type Target } from '../src/index.ts';
 
 assertNoLeaks();
@@ -56,12 +56,6 @@ test('an Adapter that does not extend InMemoryAdapter delivers with host.deliver
   });
   const a = await connect(t, `${url}?id=a`);
   const b = await connect(t, `${url}?id=b`);
-  const push = (actioncode: string, data: unknown) => ({
-    code: 0,
-    msg: 'success',
-    actioncode,
-    data,
-  });
 
   assert.equal(hub.broadcast('news', 1, { except: ['b'] }), 1);
   assert.equal(hub.send('b', 'dm', 2), true);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { z } from 'zod';
 import { Code, HubError, type ActionContext } from '../src/index.ts';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
-import { connect, type TestClient } from './helpers/client.ts';
+import { connect, type TestClient, okReply } from './helpers/client.ts';
 import { within } from './helpers/wait.ts';
 
 assertNoLeaks();
@@ -18,26 +18,14 @@ function opcodes(c: TestClient): boolean[] {
 test('replies to heart_beat with true and echoes the request id', async (t) => {
   const { hub, url } = await startHub(t);
   const c = await connect(t, url);
-  assert.deepEqual(await c.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await c.request('heart_beat'), okReply('heart_beat', true, 1));
   assert.equal(hub.clients.size, 1);
 });
 
 test('a heartBeat action replaces the built-in one', async (t) => {
   const { url } = await startHub(t, { actions: { heartBeat: () => 'pong' } });
   const c = await connect(t, url);
-  assert.deepEqual(await c.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: 'pong',
-    id: 1,
-  });
+  assert.deepEqual(await c.request('heart_beat'), okReply('heart_beat', 'pong', 1));
 });
 
 test('calls the handler with data and ctx, and its return value is the reply data', async (t) => {
@@ -58,13 +46,7 @@ test('calls the handler with data and ctx, and its return value is the reply dat
     { text: 'hi' },
     { token: 'tok', company: 'acme', extra: [1] },
   );
-  assert.deepEqual(reply, {
-    code: 0,
-    msg: 'success',
-    actioncode: 'chat_send',
-    data: { echo: 'hi' },
-    id: 1,
-  });
+  assert.deepEqual(reply, okReply('chat_send', { echo: 'hi' }, 1));
   assert.ok(seen);
   const [client] = hub.clients;
   assert.equal(seen.ctx.client, client);
@@ -81,13 +63,7 @@ test('calls the handler with data and ctx, and its return value is the reply dat
     extra: [1],
   });
   // A handler returning undefined replies with data null.
-  assert.deepEqual(await c.request('nothing'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'nothing',
-    data: null,
-    id: 2,
-  });
+  assert.deepEqual(await c.request('nothing'), okReply('nothing', null, 2));
 });
 
 test('answers each bad frame with code 1 and keeps the connection open', async (t) => {
@@ -157,13 +133,7 @@ test('answers each bad frame with code 1 and keeps the connection open', async (
     assert.equal((await c.next(`binary ${frame}`)).code, Code.InvalidParams, frame);
   }
   assert.equal(c.ws.readyState, c.ws.OPEN);
-  assert.deepEqual(await c.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await c.request('heart_beat'), okReply('heart_beat', true, 1));
   assert.equal(hub.clients.size, 1);
   assert.equal(hub.stats().errors, 0, 'bad input is not a server error');
 });
@@ -307,21 +277,9 @@ test('replies to async handlers when they settle, matched by id even out of orde
   });
   const c = await connect(t, url);
   c.raw(JSON.stringify({ actioncode: 'slow', data: 21, id: 's' }));
-  assert.deepEqual(await c.request('fast', 1), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'fast',
-    data: 2,
-    id: 1,
-  });
+  assert.deepEqual(await c.request('fast', 1), okReply('fast', 2, 1));
   release();
-  assert.deepEqual(await c.next('slow reply'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'slow',
-    data: 42,
-    id: 's',
-  });
+  assert.deepEqual(await c.next('slow reply'), okReply('slow', 42, 's'));
 });
 
 test('echoes string and number ids over text and binary frames, always replying in text frames', async (t) => {
@@ -378,13 +336,10 @@ test('validates schema actions: invalid data gets code 1 with the issues, valid 
     id: 2,
   });
   assert.deepEqual(calls, [], 'the handler never sees invalid data');
-  assert.deepEqual(await c.request('chat_send', { text: 'hi', count: '21' }), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'chat_send',
-    data: { text: 'hi', double: 42 },
-    id: 3,
-  });
+  assert.deepEqual(
+    await c.request('chat_send', { text: 'hi', count: '21' }),
+    okReply('chat_send', { text: 'hi', double: 42 }, 3),
+  );
   assert.deepEqual(calls, [{ text: 'hi', count: 21 }]);
   assert.deepEqual(await c.request('async_check', 'taken'), {
     code: 1,
@@ -393,13 +348,7 @@ test('validates schema actions: invalid data gets code 1 with the issues, valid 
     data: [{ message: 'name taken', path: [] }],
     id: 4,
   });
-  assert.deepEqual(await c.request('async_check', 'ann'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'async_check',
-    data: 'hello ann',
-    id: 5,
-  });
+  assert.deepEqual(await c.request('async_check', 'ann'), okReply('async_check', 'hello ann', 5));
 });
 
 test('a schema whose validate throws gets code 4 like a throwing handler', async (t) => {

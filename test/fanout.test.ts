@@ -1,21 +1,11 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
 import type { ManagerOptions } from '../src/index.ts';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
-import { connect, type Reply, type TestClient } from './helpers/client.ts';
+import { connect, type Reply, type TestClient, push, idFromQuery } from './helpers/client.ts';
 
 assertNoLeaks();
-
-const idFromQuery = (req: IncomingMessage) =>
-  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
-const push = (actioncode: string, data: unknown): Reply => ({
-  code: 0,
-  msg: 'success',
-  actioncode,
-  data,
-});
 
 /** A hub and clients named by id (`?id=a` → client id `a`). */
 async function clients<S>(

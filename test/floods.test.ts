@@ -3,16 +3,13 @@
 // ping floods, from a peer that reads its pongs and one that does not, end in a termination.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
-import { connect, type Reply } from './helpers/client.ts';
+import { connect, type Reply, idFromQuery, okReply } from './helpers/client.ts';
 import { clientFrame, rawPeer } from './helpers/raw.ts';
 import { within } from './helpers/wait.ts';
 
 assertNoLeaks();
 
-const idFromQuery = (req: IncomingMessage) =>
-  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
 const text = (value: unknown) => clientFrame(0x1, Buffer.from(JSON.stringify(value)));
 
 test("a client pipelining 5,000 requests in one TCP write does not hold up another client's request", async (t) => {
@@ -38,13 +35,7 @@ test("a client pipelining 5,000 requests in one TCP write does not hold up anoth
   );
   // The server is inside the flood (its first TCP read alone holds over a thousand requests).
   await within(flooding, 5000, 'the flood to start');
-  assert.deepEqual(await victim.request('echo', 'me'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'echo',
-    data: 'me',
-    id: 1,
-  });
+  assert.deepEqual(await victim.request('echo', 'me'), okReply('echo', 'me', 1));
   const position = handled.indexOf('victim');
   t.diagnostic(`the victim's request was handled after ${position} of the flooder's`);
   assert.ok(position >= 0 && position < 100, `handled after ${position} flood requests`);
@@ -147,13 +138,7 @@ test('a peer writing 20,000 pings at once is terminated after 60 unanswered pong
   }
   assert.equal(await within(gone, 5000, 'disconnect'), 1006);
   assert.ok(pongs <= 60, `${pongs} pongs`);
-  assert.deepEqual(await bystander.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await bystander.request('heart_beat'), okReply('heart_beat', true, 1));
 });
 
 test('a peer that pings at its own pace and reads its pongs is answered every time', async (t) => {
@@ -196,11 +181,5 @@ test('a peer that pings without reading is terminated before its pongs pile up',
   t.diagnostic(`terminated after ${sent} pings`);
   assert.ok(gone, `still connected after ${sent} pings`);
   assert.equal(hub.clients.size, 1);
-  assert.deepEqual(await bystander.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await bystander.request('heart_beat'), okReply('heart_beat', true, 1));
 });

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { z } from 'zod';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
 import { trapCrashes } from './helpers/crash.ts';
-import { connect, type Reply } from './helpers/client.ts';
+import { connect, type Reply, okReply } from './helpers/client.ts';
 import { clientFrame, rawPeer } from './helpers/raw.ts';
 import { within } from './helpers/wait.ts';
 import { Code } from '../src/index.ts';
@@ -58,13 +58,7 @@ async function setup(t: TestContext) {
       5000,
       'fuzz outcome',
     );
-    assert.deepEqual(await honestReply, {
-      code: 0,
-      msg: 'success',
-      actioncode: 'echo',
-      data: { n },
-      id: n,
-    });
+    assert.deepEqual(await honestReply, okReply('echo', { n }, n));
     if ('reply' in first) return first.reply;
     assert.ok(
       CLOSE_CODES.includes(first.closed.code),
@@ -224,13 +218,7 @@ test('schema-checked data of random shape gets code 0 or code 1 with issues, nev
           !Array.isArray(data) &&
           typeof n === 'number'
         ) {
-          assert.deepEqual(reply, {
-            code: 0,
-            msg: 'success',
-            actioncode: 'strict',
-            data: JSON.parse(JSON.stringify(n * 2)),
-            id: 'x',
-          }); // as JSON: -0 → 0, Infinity → null
+          assert.deepEqual(reply, okReply('strict', JSON.parse(JSON.stringify(n * 2)), 'x')); // as JSON: -0 → 0, Infinity → null
         } else {
           assert.equal(reply!.code, 1);
           assert.ok(Array.isArray(reply!.data) && reply!.data.length > 0, 'issues listed');
@@ -301,13 +289,7 @@ test('random frame sequences (opcodes, fragments, masking, reserved bits) get re
         'outcome of a raw frame sequence',
       );
       peer.socket.destroy();
-      assert.deepEqual(await honestReply, {
-        code: 0,
-        msg: 'success',
-        actioncode: 'echo',
-        data: { n },
-        id: n,
-      });
+      assert.deepEqual(await honestReply, okReply('echo', { n }, n));
       outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
       if (outcome === 'replied') return;
       const sentClose = frames.some((f) => f.opcode === 0x8);

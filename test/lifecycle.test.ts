@@ -1,21 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import type { Manager, ManagerEvents } from '../src/index.ts';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
-import { connect, refusedStatus, type Reply } from './helpers/client.ts';
+import { connect, idFromQuery, push, refusedStatus } from './helpers/client.ts';
 import { times, within } from './helpers/wait.ts';
 
 assertNoLeaks();
 
-const idFromQuery = (req: IncomingMessage) =>
-  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
-const push = (actioncode: string, data: unknown): Reply => ({
-  code: 0,
-  msg: 'success',
-  actioncode,
-  data,
-});
 /** The arguments of the next `event` the hub emits. */
 function next<E extends keyof ManagerEvents<undefined>>(
   hub: Manager<undefined>,

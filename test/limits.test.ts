@@ -2,7 +2,6 @@
 // client_ids lists, room names and rooms per client.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { createManager } from '../src/index.ts';
 import {
   MAX_ACTIONCODE_LENGTH,
@@ -12,12 +11,10 @@ import {
 } from '../src/core/protocol.ts';
 import { MAX_ROOM_LENGTH } from '../src/core/manager.ts';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
-import { connect, type Reply } from './helpers/client.ts';
+import { connect, type Reply, idFromQuery, okReply } from './helpers/client.ts';
 
 assertNoLeaks();
 
-const idFromQuery = (req: IncomingMessage) =>
-  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
 const invalid = (msg: string, actioncode: string, id?: string | number): Reply => ({
   code: 1,
   msg,
@@ -74,13 +71,7 @@ test('an id over 64 characters, an actioncode over 128 and more than 1,000 clien
     invalid('id must be a string or a finite number', ''),
   );
   assert.equal(calls, 0);
-  assert.deepEqual(await c.request('echo', 'ok'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'echo',
-    data: 'ok',
-    id: 1,
-  });
+  assert.deepEqual(await c.request('echo', 'ok'), okReply('echo', 'ok', 1));
 });
 
 test('a 900 KiB id on a fanned-out heart_beat is refused and reaches no other client', async (t) => {

@@ -4,7 +4,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
-import { connect, TestClient } from './helpers/client.ts';
+import { connect, TestClient, okReply } from './helpers/client.ts';
 import { times, within } from './helpers/wait.ts';
 
 assertNoLeaks();
@@ -71,13 +71,7 @@ test('a peer that never answers pings is terminated and unregistered within two 
   // The live peer answers every round and stays.
   await pings(live, 3, 'three more pings to the live peer');
   assert.equal(hub.clients.size, 1);
-  assert.deepEqual(await live.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await live.request('heart_beat'), okReply('heart_beat', true, 1));
 });
 
 test('an application heart_beat keeps a peer alive that does not answer protocol pings', async (t) => {

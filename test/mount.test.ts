@@ -8,17 +8,10 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { createManager, type Client, type Manager } from '../src/index.ts';
 import { rawSocket } from '../src/node/frame.ts';
 import { startHub, assertNoLeaks, listen, closeServer } from './helpers/hub.ts';
-import { connect, refusedStatus, type Reply } from './helpers/client.ts';
+import { connect, push, refusedStatus } from './helpers/client.ts';
 import { within } from './helpers/wait.ts';
 
 assertNoLeaks();
-
-const push = (actioncode: string, data: unknown): Reply => ({
-  code: 0,
-  msg: 'success',
-  actioncode,
-  data,
-});
 
 /**
  * A bare http.Server on 127.0.0.1:0 and managers made for it. At test end the managers close first,

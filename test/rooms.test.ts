@@ -1,20 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
 import { startHub, assertNoLeaks } from './helpers/hub.ts';
-import { connect, type Reply } from './helpers/client.ts';
+import { connect, idFromQuery, push } from './helpers/client.ts';
 import { within } from './helpers/wait.ts';
 
 assertNoLeaks();
-
-const idFromQuery = (req: IncomingMessage) =>
-  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
-const push = (actioncode: string, data: unknown): Reply => ({
-  code: 0,
-  msg: 'success',
-  actioncode,
-  data,
-});
 
 test('join and leave return whether the client is on this node and update client.rooms', async (t) => {
   const { hub, url } = await startHub(t, { id: idFromQuery });

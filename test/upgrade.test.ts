@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createManager } from '../src/index.ts';
 import { startHub, assertNoLeaks, listen, closeServer } from './helpers/hub.ts';
-import { connect, refusedStatus, TestClient } from './helpers/client.ts';
+import { connect, refusedStatus, TestClient, okReply } from './helpers/client.ts';
 import { exchange, readToEnd, tcp, upgradeRequest } from './helpers/raw.ts';
 import { times, within } from './helpers/wait.ts';
 
@@ -103,13 +103,10 @@ test("authenticate's result becomes client.data, seen by handlers", async (t) =>
     actions: { whoami: (_data: unknown, ctx) => ctx.client.data },
   });
   const c = await connect(t, url, { headers: { 'x-user': 'ada' } });
-  assert.deepEqual(await c.request('whoami'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'whoami',
-    data: { user: 'ada', roles: ['reader'] },
-    id: 1,
-  });
+  assert.deepEqual(
+    await c.request('whoami'),
+    okReply('whoami', { user: 'ada', roles: ['reader'] }, 1),
+  );
 });
 
 test('an authenticate that never settles is refused with 401 after authenticateTimeout and leaks no slot', async (t) => {

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createManager } from '../src/index.ts';
 import { startHub, assertNoLeaks, listen, closeServer } from './helpers/hub.ts';
-import { connect, refusedStatus } from './helpers/client.ts';
+import { connect, refusedStatus, okReply } from './helpers/client.ts';
 import { clientFrame, rawPeer, type RawPeer } from './helpers/raw.ts';
 import { within } from './helpers/wait.ts';
 
@@ -56,13 +56,7 @@ test('a kicked client that keeps sending never reaches a handler or a counter ag
   peer.socket.write(text({ actioncode: 'shout', id: 1 }));
   const decoded = async () => JSON.parse((await peer.frames()).payload.toString()) as unknown;
   assert.deepEqual(await decoded(), { code: 0, msg: 'success', actioncode: 'shouted', data: true });
-  assert.deepEqual(await decoded(), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'shout',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await decoded(), okReply('shout', true, 1));
   hub.unregister([...hub.clients][0]!, 4000, 'kicked');
   const before = hub.stats();
   assert.deepEqual(await framesUntilClose(peer), [{ close: 4000, reason: 'kicked' }]);
@@ -86,8 +80,8 @@ test('a client closed by the rate limit runs no handler in the windows after its
   const ask = (id: number) => text({ actioncode: 'count', id });
   peer.socket.write(Buffer.concat([1, 2, 3, 4, 5].map(ask)));
   assert.deepEqual(await framesUntilClose(peer), [
-    { code: 0, msg: 'success', actioncode: 'count', data: 1, id: 1 },
-    { code: 0, msg: 'success', actioncode: 'count', data: 2, id: 2 },
+    okReply('count', 1, 1),
+    okReply('count', 2, 2),
     { code: 429, msg: 'rate limited', actioncode: 'count', data: null, id: 3 },
     { close: 1008, reason: 'rate limited' },
   ]);
@@ -178,11 +172,5 @@ test('closing sockets count toward maxClients until their TCP connection is gone
     held.map((peer) => within(peer.ended, closeTimeout + 2000, 'termination of a held socket')),
   );
   const c = await connect(t, url);
-  assert.deepEqual(await c.request('heart_beat'), {
-    code: 0,
-    msg: 'success',
-    actioncode: 'heart_beat',
-    data: true,
-    id: 1,
-  });
+  assert.deepEqual(await c.request('heart_beat'), okReply('heart_beat', true, 1));
 });

@@ -6,7 +6,7 @@ import type { ActionContext } from './types.js';
 
 const KEY = /^[a-z][a-zA-Z0-9]*$/;
 
-type Handler = (data: unknown, ctx: ActionContext<any>) => unknown; // eslint-disable-line @typescript-eslint/no-explicit-any -- any client data
+type Handler = (data: unknown, ctx: ActionContext<unknown>) => unknown;
 
 export interface CompiledAction {
   readonly key: string;

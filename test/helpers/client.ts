@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import type { TestContext } from 'node:test';
 import { WebSocket, type ClientOptions } from 'ws';
 import { within } from './wait.ts';
@@ -9,6 +10,24 @@ export interface Reply {
   data: unknown;
   id?: string | number;
 }
+
+/** A push as the hub encodes it: `{code:0,msg:"success",actioncode,data}`. */
+export const push = (actioncode: string, data: unknown): Reply => ({
+  code: 0,
+  msg: 'success',
+  actioncode,
+  data,
+});
+
+/** A success reply to request `id`: a push that echoes the id. */
+export const okReply = (actioncode: string, data: unknown, id: string | number): Reply => ({
+  ...push(actioncode, data),
+  id,
+});
+
+/** An `id` option for tests: the upgrade URL's `?id=`, else `'anon'`. */
+export const idFromQuery = (req: IncomingMessage): string =>
+  new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? 'anon';
 
 const WAIT = 5000;
 

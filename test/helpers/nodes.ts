@@ -4,10 +4,13 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { nanoid } from 'nanoid';
-import { connect, type Reply, type TestClient } from './client.ts';
+import { connect, type Reply, type TestClient, push } from './client.ts';
 import { within } from './wait.ts';
 import type { Started } from './hub.ts';
 import type { Manager } from '../../src/index.ts';
+
+/** Tests that drive nodes compare pushes too. */
+export { push } from './client.ts';
 
 /** Log lines of one node, as events: the adapter's presence changes are observable without polling. */
 export class Log extends EventEmitter {
@@ -56,13 +59,6 @@ export async function clientsOn(
   }
   return clients;
 }
-
-export const push = (actioncode: string, data: unknown): Reply => ({
-  code: 0,
-  msg: 'success',
-  actioncode,
-  data,
-});
 
 /**
  * Every client's next frames are exactly `expected[id]` (default: nothing), then markers sent by

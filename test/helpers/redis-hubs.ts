@@ -5,11 +5,14 @@ import assert from 'node:assert/strict';
 import { EventEmitter, once } from 'node:events';
 import { nanoid } from 'nanoid';
 import { startHub, type Started } from './hub.ts';
-import { connect, type Reply, type TestClient } from './client.ts';
+import { connect, type Reply, type TestClient, push } from './client.ts';
 import type { Redis, RedisServer } from './redis.ts';
 import { within } from './wait.ts';
 import { createRedisAdapter, type RedisAdapterOptions } from '../../src/redis.ts';
 import type { Manager } from '../../src/index.ts';
+
+/** Tests that drive nodes compare pushes too. */
+export { push } from './client.ts';
 
 /** Log lines of one node, as events. */
 export class Log extends EventEmitter {
@@ -129,13 +132,6 @@ export async function clientsOn(
   }
   return clients;
 }
-
-export const push = (actioncode: string, data: unknown): Reply => ({
-  code: 0,
-  msg: 'success',
-  actioncode,
-  data,
-});
 
 /**
  * Every client's next frames are exactly `expected[id]` (default: nothing), then a marker broadcast
