@@ -1,6 +1,6 @@
 // The ws + node:http edge: upgrades through upgrade.ts's guards into `ws` WebSockets, sockets
-// adopted with register(), one set of socket listeners for all of them, per-turn fairness, the
-// heartbeat and the drain at shutdown.
+// adopted with register(), one set of socket listeners for all of them, and the drain at shutdown;
+// fairness.ts takes turns between sockets, heartbeat.ts checks they are alive.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
@@ -13,23 +13,15 @@ import { remoteAddressOf } from './frame.js';
 import { Heartbeat } from './heartbeat.js';
 import { mount } from './mount.js';
 import { authenticate, check, newId, refuse, type Gate } from './upgrade.js';
-import { HELD_BY_BACKLOG, WsConnection, type Message, type Pool } from './ws-connection.js';
-
-/**
- * Messages one socket may have handled per loop turn. Past it the socket is paused and what it
- * had already sent waits in a backlog, drained TURN_BUDGET per turn, so a client that pipelines
- * thousands of requests in one TCP write takes turns with everyone else. (ws's own
- * `allowSynchronousEvents: false` would allow one message per turn: in the bench it halved a
- * pipelining client's throughput, and it reaches only the hub's own upgrades, not adopted sockets.)
- */
-export const TURN_BUDGET = 16;
+import { Turns, type Receiver } from './fairness.js';
+import { WsConnection, type Message, type Pool } from './ws-connection.js';
 
 /** Builds the `ws` transport of a manager (the default `TransportFactory`). */
 export function createTransport(host: TransportHost): Transport {
   return new WsTransport(host);
 }
 
-class WsTransport implements Transport, Pool, Gate {
+class WsTransport implements Transport, Pool, Gate, Receiver {
   readonly options: TransportHost['options'];
   readonly closeTimeout: number;
   readonly closing = new Map<WsConnection, NodeJS.Timeout>();
@@ -46,12 +38,7 @@ class WsTransport implements Transport, Pool, Gate {
   /** sockets of registered clients */
   #registered = 0;
   #idle: (() => void) | undefined;
-  // Fairness: a turn ends with a setImmediate scheduled by its first message (one per loop turn,
-  // not per message); `touched` are the sockets with messages handled in it, `waiting` those
-  // with a backlog.
-  #turnEnding = false;
-  #touched: WsConnection[] = [];
-  #waiting: WsConnection[] = [];
+  readonly #turns = new Turns(this);
 
   constructor(host: TransportHost) {
     const { options } = host;
@@ -211,17 +198,7 @@ class WsTransport implements Transport, Pool, Gate {
 
   message(conn: WsConnection, msg: Message): void {
     // Let go (unregistered, closing): nothing it sends is counted, decoded or dispatched.
-    if (!conn.client) return;
-    if (conn.backlog) return void conn.backlog.messages.push(msg);
-    if (conn.handled++ === 0) {
-      this.#touched.push(conn);
-      this.#endTurnSoon();
-    }
-    if (conn.handled <= TURN_BUDGET) return this.#deliver(conn, msg);
-    // ws hands over every message of a TCP read at once, pause or not: keep the rest for later turns.
-    conn.backlog = { messages: [msg], head: 0 };
-    conn.hold(HELD_BY_BACKLOG);
-    this.#waiting.push(conn);
+    if (conn.client) this.#turns.take(conn, msg);
   }
 
   socketClosed(conn: WsConnection, code: number, reason: Buffer): void {
@@ -232,46 +209,13 @@ class WsTransport implements Transport, Pool, Gate {
     if (this.#open.size === 0) this.#idle?.();
   }
 
-  #deliver(conn: WsConnection, msg: Message): void {
+  deliver(conn: WsConnection, msg: Message): void {
     conn.alive = true; // any message proves the peer alive, as the seed's heart_beat did
     try {
       this.#host.receive(conn.client!, toBuffer(msg));
     } catch (err) {
       this.reportError(err, conn.client);
     }
-  }
-
-  #endTurnSoon(): void {
-    if (this.#turnEnding) return;
-    this.#turnEnding = true;
-    setImmediate(() => this.#endTurn());
-  }
-
-  #endTurn(): void {
-    this.#turnEnding = false;
-    for (const conn of this.#touched) conn.handled = 0;
-    this.#touched = [];
-    const ready = this.#waiting;
-    this.#waiting = [];
-    for (const conn of ready) this.#drainBacklog(conn);
-  }
-
-  /** Handles up to TURN_BUDGET of a socket's backlog (its share of the new turn); reads again once it is empty. */
-  #drainBacklog(conn: WsConnection): void {
-    const backlog = conn.backlog;
-    if (!backlog) return; // let go meanwhile
-    const { messages } = backlog;
-    this.#touched.push(conn);
-    this.#endTurnSoon();
-    while (backlog.head < messages.length && conn.handled < TURN_BUDGET) {
-      if (conn.backlog !== backlog || !conn.client) return;
-      conn.handled++;
-      this.#deliver(conn, messages[backlog.head++]!);
-    }
-    if (conn.backlog !== backlog) return;
-    if (backlog.head < messages.length) return void this.#waiting.push(conn);
-    conn.backlog = undefined;
-    conn.release(HELD_BY_BACKLOG);
   }
 
   /** No sign of life for a whole heartbeat round: unregistered at once, then terminated. */
