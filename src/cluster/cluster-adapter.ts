@@ -32,9 +32,13 @@ const MAX_COPIES = 1024;
 export abstract class ClusterAdapter extends InMemoryAdapter {
   /** This node's id in the cluster, new on every start. */
   readonly uid = nanoid();
+  /** The cluster's channels: `all`, this node's own `node`, and the `prefix`. */
   protected readonly channels: Channels;
+  /** ms between this node's heartbeats (`heartbeatInterval` option). */
   protected readonly heartbeatInterval: number;
+  /** ms of silence after which another node is dropped (`heartbeatTimeout` option). */
   protected readonly heartbeatTimeout: number;
+  /** ms a question to other nodes waits for answers (`requestTimeout` option). */
   protected readonly requestTimeout: number;
   /**
    * Whether one publisher's messages reach a subscriber in publish order across channels (one
@@ -94,6 +98,7 @@ export abstract class ClusterAdapter extends InMemoryAdapter {
   protected abstract publish(channel: string, message: string): Promise<unknown> | false;
   /** Starts receiving `channel`; resolves when the broker confirms. Subscribing twice is a no-op. */
   protected abstract subscribe(channel: string): Promise<void>;
+  /** Stops receiving `channel`; resolves when the broker confirms. */
   protected abstract unsubscribe(channel: string): Promise<void>;
 
   /** Subscribes to this node's channels and starts the heartbeat; a subclass calls it once, last in its constructor. */
